@@ -34,6 +34,7 @@ __all__ = [
     "GROUP_TYPE",
     "RESOURCE_TYPES",
     "RESOURCE_TYPE_SCHEMA_ID",
+    "SCHEMAS_ATTRIBUTE",
     "SCHEMA_SCHEMA_ID",
     "USER",
     "USER_SCHEMA_ID",
@@ -295,7 +296,19 @@ COMMON_ATTRIBUTES: tuple[Attribute, ...] = (
         ),
     ),
 )
-_COMMON_BY_LOWER = {a.name.lower(): a for a in COMMON_ATTRIBUTES}
+# RFC 7643 §3: every resource's "schemas" (URIs of its schemas). Not an attribute of any schema,
+# but filterable (RFC 7644 §3.4.2.2 example ``schemas eq "urn:...:enterprise:2.0:User"``) and
+# readOnly for PATCH. Schema URNs are case-insensitive, hence caseExact false.
+SCHEMAS_ATTRIBUTE = Attribute(
+    "schemas",
+    "reference",
+    multi_valued=True,
+    mutability="readOnly",
+    returned="always",
+    reference_types=("uri",),
+    description="The schemas of the resource.",
+)
+_COMMON_BY_LOWER = {a.name.lower(): a for a in (*COMMON_ATTRIBUTES, SCHEMAS_ATTRIBUTE)}
 
 # --------------------------------------------------------------------------- User (§4.1)
 
@@ -318,17 +331,28 @@ USER = Schema(
             "complex",
             description="The components of the user's real name.",
             sub_attributes=(
-                _str("formatted", "The full name, including all middle names, titles, and "
-                     "suffixes as appropriate, formatted for display."),
-                _str("familyName", "The family name of the User, or last name in most Western "
-                     "languages."),
-                _str("givenName", "The given name of the User, or first name in most Western "
-                     "languages."),
+                _str(
+                    "formatted",
+                    "The full name, including all middle names, titles, and "
+                    "suffixes as appropriate, formatted for display.",
+                ),
+                _str(
+                    "familyName",
+                    "The family name of the User, or last name in most Western languages.",
+                ),
+                _str(
+                    "givenName",
+                    "The given name of the User, or first name in most Western languages.",
+                ),
                 _str("middleName", "The middle name(s) of the User."),
-                _str("honorificPrefix", "The honorific prefix(es) of the User, or title in "
-                     "most Western languages."),
-                _str("honorificSuffix", "The honorific suffix(es) of the User, or suffix in "
-                     "most Western languages."),
+                _str(
+                    "honorificPrefix",
+                    "The honorific prefix(es) of the User, or title in most Western languages.",
+                ),
+                _str(
+                    "honorificSuffix",
+                    "The honorific suffix(es) of the User, or suffix in most Western languages.",
+                ),
             ),
         ),
         _str("displayName", "The name of the User, suitable for display to end-users."),
@@ -340,15 +364,22 @@ USER = Schema(
             description="A fully qualified URL pointing to a page representing the User's "
             "online profile.",
         ),
-        _str("title", "The user's title, such as \"Vice President\"."),
-        _str("userType", "Used to identify the relationship between the organization and "
-             "the user."),
+        _str("title", 'The user\'s title, such as "Vice President".'),
+        _str(
+            "userType", "Used to identify the relationship between the organization and the user."
+        ),
         _str("preferredLanguage", "Indicates the User's preferred written or spoken language."),
-        _str("locale", "Used to indicate the User's default location for purposes of "
-             "localizing items such as currency, date time format, or numerical "
-             "representations."),
-        _str("timezone", "The User's time zone in the 'Olson' time zone database format, "
-             "e.g., 'America/Los_Angeles'."),
+        _str(
+            "locale",
+            "Used to indicate the User's default location for purposes of "
+            "localizing items such as currency, date time format, or numerical "
+            "representations.",
+        ),
+        _str(
+            "timezone",
+            "The User's time zone in the 'Olson' time zone database format, "
+            "e.g., 'America/Los_Angeles'.",
+        ),
         _bool("active", "A Boolean value indicating the User's administrative status."),
         _str(
             "password",
@@ -365,8 +396,7 @@ USER = Schema(
             "Canonical type values of 'work', 'home', and 'other'.",
             value=_str("value", "Email addresses for the user."),
             type_values=("work", "home", "other"),
-            type_description="A label indicating the attribute's function, e.g., 'work' or "
-            "'home'.",
+            type_description="A label indicating the attribute's function, e.g., 'work' or 'home'.",
         ),
         _multi(
             "phoneNumbers",
@@ -391,7 +421,9 @@ USER = Schema(
             "photos",
             "URLs of photos of the User.",
             value=Attribute(
-                "value", "reference", reference_types=("external",),
+                "value",
+                "reference",
+                reference_types=("external",),
                 description="URL of a photo of the User.",
             ),
             type_values=("photo", "thumbnail"),
@@ -406,21 +438,32 @@ USER = Schema(
             "'work', 'home', and 'other'.  This attribute is a complex type with the following "
             "sub-attributes.",
             sub_attributes=(
-                _str("formatted", "The full mailing address, formatted for display or use "
-                     "with a mailing label."),
-                _str("streetAddress", "The full street address component, which may include "
-                     "house number, street name, P.O. box, and multi-line extended street "
-                     "address information."),
+                _str(
+                    "formatted",
+                    "The full mailing address, formatted for display or use with a mailing label.",
+                ),
+                _str(
+                    "streetAddress",
+                    "The full street address component, which may include "
+                    "house number, street name, P.O. box, and multi-line extended street "
+                    "address information.",
+                ),
                 _str("locality", "The city or locality component."),
                 _str("region", "The state or region component."),
                 _str("postalCode", "The zip code or postal code component."),
                 _str("country", "The country name component."),
-                _str("type", "A label indicating the attribute's function, e.g., 'work' or "
-                     "'home'.", canonical_values=("work", "home", "other")),
+                _str(
+                    "type",
+                    "A label indicating the attribute's function, e.g., 'work' or 'home'.",
+                    canonical_values=("work", "home", "other"),
+                ),
                 # §4.1.2 lists "primary" for addresses; the §8.7.1 JSON omits it.
-                _bool("primary", "A Boolean value indicating the 'primary' or preferred "
-                      "address.  The primary attribute value 'true' MUST appear no more "
-                      "than once."),
+                _bool(
+                    "primary",
+                    "A Boolean value indicating the 'primary' or preferred "
+                    "address.  The primary attribute value 'true' MUST appear no more "
+                    "than once.",
+                ),
             ),
         ),
         Attribute(
@@ -433,24 +476,37 @@ USER = Schema(
             sub_attributes=(
                 _str("value", "The identifier of the User's group.", mutability="readOnly"),
                 Attribute(
-                    "$ref", "reference", reference_types=("User", "Group"),
+                    "$ref",
+                    "reference",
+                    reference_types=("User", "Group"),
                     mutability="readOnly",
                     description="The URI of the corresponding 'Group' resource to which the "
                     "user belongs.",
                 ),
-                _str("display", "A human-readable name, primarily used for display purposes. "
-                     " READ-ONLY.", mutability="readOnly"),
-                _str("type", "A label indicating the attribute's function, e.g., 'direct' or "
-                     "'indirect'.", canonical_values=("direct", "indirect"),
-                     mutability="readOnly"),
+                _str(
+                    "display",
+                    "A human-readable name, primarily used for display purposes.  READ-ONLY.",
+                    mutability="readOnly",
+                ),
+                _str(
+                    "type",
+                    "A label indicating the attribute's function, e.g., 'direct' or 'indirect'.",
+                    canonical_values=("direct", "indirect"),
+                    mutability="readOnly",
+                ),
             ),
         ),
-        _multi("entitlements", "A list of entitlements for the User that represent a thing "
-               "the User has.",
-               value=_str("value", "The value of an entitlement.")),
-        _multi("roles", "A list of roles for the User that collectively represent who the "
-               "User is, e.g., 'Student', 'Faculty'.",
-               value=_str("value", "The value of a role.")),
+        _multi(
+            "entitlements",
+            "A list of entitlements for the User that represent a thing the User has.",
+            value=_str("value", "The value of an entitlement."),
+        ),
+        _multi(
+            "roles",
+            "A list of roles for the User that collectively represent who the "
+            "User is, e.g., 'Student', 'Faculty'.",
+            value=_str("value", "The value of a role."),
+        ),
         _multi(
             "x509Certificates",
             "A list of certificates issued to the User.",
@@ -466,8 +522,11 @@ ENTERPRISE_USER = Schema(
     "EnterpriseUser",
     "Enterprise User",
     (
-        _str("employeeNumber", "Numeric or alphanumeric identifier assigned to a person, "
-             "typically based on order of hire or association with an organization."),
+        _str(
+            "employeeNumber",
+            "Numeric or alphanumeric identifier assigned to a person, "
+            "typically based on order of hire or association with an organization.",
+        ),
         _str("costCenter", "Identifies the name of a cost center."),
         _str("organization", "Identifies the name of an organization."),
         _str("division", "Identifies the name of a division."),
@@ -479,15 +538,22 @@ ENTERPRISE_USER = Schema(
             "providers to represent organizational hierarchy by referencing the 'id' "
             "attribute of another User.",
             sub_attributes=(
-                _str("value", "The id of the SCIM resource representing the User's manager.  "
-                     "REQUIRED."),
+                _str(
+                    "value",
+                    "The id of the SCIM resource representing the User's manager.  REQUIRED.",
+                ),
                 Attribute(
-                    "$ref", "reference", reference_types=("User",),
+                    "$ref",
+                    "reference",
+                    reference_types=("User",),
                     description="The URI of the SCIM resource representing the User's "
                     "manager.  REQUIRED.",
                 ),
-                _str("displayName", "The displayName of the User's manager.  OPTIONAL and "
-                     "READ-ONLY.", mutability="readOnly"),
+                _str(
+                    "displayName",
+                    "The displayName of the User's manager.  OPTIONAL and READ-ONLY.",
+                    mutability="readOnly",
+                ),
             ),
         ),
     ),
@@ -515,8 +581,7 @@ WORKTEAM_USER = Schema(
         ),
         _str(
             "licenseState",
-            "Seat license state: 'none' (free plan), 'licensed' or 'unlicensed' (no seat "
-            "left).",
+            "Seat license state: 'none' (free plan), 'licensed' or 'unlicensed' (no seat left).",
             mutability="readOnly",
             canonical_values=("none", "licensed", "unlicensed"),
         ),
@@ -538,19 +603,27 @@ GROUP = Schema(
             multi_valued=True,
             description="A list of members of the Group.",
             sub_attributes=(
-                _str("value", "Identifier of the member of this Group.",
-                     mutability="immutable"),
+                _str("value", "Identifier of the member of this Group.", mutability="immutable"),
                 Attribute(
-                    "$ref", "reference", reference_types=("User", "Group"),
+                    "$ref",
+                    "reference",
+                    reference_types=("User", "Group"),
                     mutability="immutable",
                     description="The URI corresponding to a SCIM resource that is a member "
                     "of this Group.",
                 ),
-                _str("type", "A label indicating the type of resource, e.g., 'User' or "
-                     "'Group'.", canonical_values=("User", "Group"), mutability="immutable"),
+                _str(
+                    "type",
+                    "A label indicating the type of resource, e.g., 'User' or 'Group'.",
+                    canonical_values=("User", "Group"),
+                    mutability="immutable",
+                ),
                 # Not in §8.7.1; sent by Okta and shown in §8.4. Immutable like its siblings.
-                _str("display", "A human-readable name of the member, primarily used for "
-                     "display purposes.", mutability="immutable"),
+                _str(
+                    "display",
+                    "A human-readable name of the member, primarily used for display purposes.",
+                    mutability="immutable",
+                ),
             ),
         ),
     ),
@@ -640,9 +713,9 @@ def resolve_path(rtype: ResourceType, path: str) -> AttrPath:
     """Resolve ``attr``, ``attr.sub`` or ``urn:...:attr[.sub]`` against ``rtype``.
 
     Case-insensitive. A bare name is looked up in the core schema, then the common attributes
-    (``id``, ``externalId``, ``meta``), then the extensions (only if exactly one extension has
-    it). Raises ``InvalidPath`` naming the path when unknown. Value filters (``[...]``) are not
-    handled here: see ``web.scim.filter``.
+    (``id``, ``externalId``, ``meta``) and ``schemas``, then the extensions (only if exactly one
+    extension has it). Raises ``InvalidPath`` naming the path when unknown. Value filters
+    (``[...]``) are not handled here: see ``web.scim.filter``.
     """
     if not isinstance(path, str) or not path.strip():
         raise InvalidPath("Empty attribute path")
