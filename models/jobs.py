@@ -1,0 +1,46 @@
+"""Writing outbox rows. Called inside the transaction that makes the change; the web layer
+publishes the returned ids after commit (tasks/outbox.py), and a beat sweep catches the rest."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from models.outbox import Job
+
+
+def enqueue(
+    session: Session,
+    org_id: uuid.UUID,
+    kind: str,
+    dedup_key: str,
+    *,
+    subject_id: str | None = None,
+    payload: dict | None = None,
+) -> int | None:
+    """Insert a pending job unless one with ``dedup_key`` exists; return the new id or None."""
+    stmt = (
+        insert(Job)
+        .values(
+            org_id=org_id,
+            kind=kind,
+            dedup_key=dedup_key,
+            subject_id=subject_id,
+            payload=payload or {},
+            state="pending",
+        )
+        .on_conflict_do_nothing(index_elements=["dedup_key"])
+        .returning(Job.id)
+    )
+    return session.scalar(stmt)
+
+
+def pending_ids(session: Session, limit: int = 500) -> list[int]:
+    return list(
+        session.scalars(
+            select(Job.id).where(Job.state == "pending").order_by(Job.created).limit(limit)
+        )
+    )

@@ -1,0 +1,203 @@
+"""Create, get, search, replace and delete SCIM resources, with version checks.
+
+The store is the only writer of users: it derives the indexed columns from the stored
+attributes, bumps ``version`` only when something really changed, and writes follow-up jobs in
+the same transaction. It never commits: the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from models import followups
+from models.db import utcnow
+from models.errors import DuplicateError, NotFoundError, VersionConflict
+from models.user import User
+
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+
+def _primary_value(entries: Any) -> str | None:
+    if not isinstance(entries, list) or not entries:
+        return None
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get("primary") is True and entry.get("value"):
+            return entry["value"]
+    first = entries[0]
+    return first.get("value") if isinstance(first, dict) else None
+
+
+def user_columns(attrs: dict) -> dict[str, Any]:
+    """The indexed columns of a user, derived from its stored SCIM attributes."""
+    name = attrs.get("name") or {}
+    enterprise = attrs.get(ENTERPRISE) or {}
+    emails = attrs.get("emails") or []
+    manager = enterprise.get("manager") or {}
+    return {
+        "user_name": attrs["userName"],
+        "external_id": attrs.get("externalId"),
+        "active": attrs.get("active", True),
+        "display_name": attrs.get("displayName"),
+        "given_name": name.get("givenName"),
+        "family_name": name.get("familyName"),
+        "nick_name": attrs.get("nickName"),
+        "title": attrs.get("title"),
+        "primary_email": _primary_value(emails),
+        "emails_lower": sorted(
+            {e["value"].lower() for e in emails if isinstance(e, dict) and e.get("value")}
+        ),
+        "employee_number": enterprise.get("employeeNumber"),
+        "department": enterprise.get("department"),
+        "manager_value": manager.get("value"),
+    }
+
+
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) == "23505"
+
+
+@dataclass
+class WriteResult:
+    user: User
+    changed: bool
+    job_ids: list[int]
+
+
+def create_user(
+    session: Session, org_id: uuid.UUID, attrs: dict, password_hash: str | None = None
+) -> WriteResult:
+    user = User(org_id=org_id, attrs=attrs, password_hash=password_hash, **user_columns(attrs))
+    if user.manager_value:
+        user.manager_state = "pending"
+    session.add(user)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:
+        if _is_unique_violation(exc):
+            raise DuplicateError(f"userName '{attrs['userName']}' is already taken") from None
+        raise
+    jobs = followups.user_written(session, user, event="created")
+    return WriteResult(user, True, jobs)
+
+
+def get_user(session: Session, org_id: uuid.UUID, user_id: str | uuid.UUID) -> User:
+    try:
+        uid = user_id if isinstance(user_id, uuid.UUID) else uuid.UUID(str(user_id))
+    except ValueError:
+        raise NotFoundError(f"User {user_id} not found") from None
+    user = session.scalar(select(User).where(User.id == uid, User.org_id == org_id))
+    if user is None:
+        raise NotFoundError(f"User {user_id} not found")
+    return user
+
+
+def replace_user(
+    session: Session,
+    user: User,
+    attrs: dict,
+    *,
+    password_hash: str | None = None,
+    expected_version: int | None = None,
+) -> WriteResult:
+    """Store ``attrs`` as the user's new attributes (and a new password hash if given).
+
+    A write that changes nothing is not a write: version, lastModified and follow-ups stay.
+    ``expected_version`` (default: the version read) is checked in the UPDATE itself, so two
+    concurrent writers cannot both succeed from the same read.
+    """
+    read_version = user.version if expected_version is None else expected_version
+    if attrs == user.attrs and password_hash is None:
+        return WriteResult(user, False, [])
+    previous = {
+        "active": user.active,
+        "manager_value": user.manager_value,
+        "user_name": user.user_name,
+        "external_id": user.external_id,
+        "employee_number": user.employee_number,
+        "primary_email": user.primary_email,
+    }
+    columns = user_columns(attrs)
+    values: dict[str, Any] = {
+        **columns,
+        "attrs": attrs,
+        "version": User.version + 1,
+        "last_modified": utcnow(),
+    }
+    if columns["manager_value"] != user.manager_value:
+        values["manager_state"] = "pending" if columns["manager_value"] else "none"
+        values["manager_id"] = None
+        values["manager_reason"] = None
+    if password_hash is not None:
+        values["password_hash"] = password_hash
+    stmt = (
+        update(User)
+        .where(User.id == user.id, User.version == read_version)
+        .values(**values)
+        .returning(User.version)
+        .execution_options(synchronize_session=False)
+    )
+    try:
+        with session.begin_nested():
+            new_version = session.scalar(stmt)
+    except IntegrityError as exc:
+        if _is_unique_violation(exc):
+            raise DuplicateError(f"userName '{attrs['userName']}' is already taken") from None
+        raise
+    if new_version is None:
+        raise VersionConflict(f"User {user.id} was changed by another request")
+    session.refresh(user)
+    jobs = followups.user_written(session, user, event="updated", previous=previous)
+    return WriteResult(user, True, jobs)
+
+
+def delete_user(session: Session, user: User) -> list[int]:
+    jobs = followups.user_written(session, user, event="deleted")
+    session.delete(user)
+    session.flush()
+    return jobs
+
+
+@dataclass
+class Page:
+    rows: Sequence[Any]
+    total: int
+
+
+def search(
+    session: Session,
+    model: type,
+    org_id: uuid.UUID,
+    where: ColumnElement[bool] | None,
+    *,
+    order_by: Sequence[Any] = (),
+    offset: int = 0,
+    limit: int = 100,
+    with_total: bool = True,
+) -> Page:
+    """One page of ``model`` rows of ``org_id`` matching ``where`` (compiled from a SCIM
+    filter), in a stable order (the given keys, then insertion order)."""
+    conditions = [model.org_id == org_id]
+    if where is not None:
+        conditions.append(where)
+    total = 0
+    if with_total:
+        total = session.scalar(select(func.count()).select_from(model).where(*conditions)) or 0
+    rows: Sequence[Any] = []
+    if limit > 0 and (not with_total or offset < total):
+        stmt = (
+            select(model)
+            .where(*conditions)
+            .order_by(*order_by, model.seq)
+            .offset(offset)
+            .limit(limit)
+        )
+        rows = session.scalars(stmt).all()
+    return Page(rows, total)

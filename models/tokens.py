@@ -1,0 +1,67 @@
+"""SCIM bearer tokens: 256 random bits, shown once, stored as a SHA-256 hash with a prefix."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import uuid
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from models.db import utcnow
+from models.organization import Organization, ScimToken
+
+TOKEN_PREFIX = "wtscim_"  # noqa: S105 (a label, not a secret)
+VISIBLE_PREFIX_LENGTH = len(TOKEN_PREFIX) + 6
+# last_used is written at most this often per token, so reads do not turn into writes.
+LAST_USED_RESOLUTION = dt.timedelta(seconds=60)
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def issue_token(
+    session: Session, org: Organization, *, overlap: dt.timedelta | None = None
+) -> tuple[str, ScimToken]:
+    """Make a new token for ``org`` and revoke the current ones (at once, or after ``overlap``
+    so an admin can update the IdP without downtime). Returns the raw token: shown once."""
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    now = utcnow()
+    session.execute(
+        update(ScimToken)
+        .where(ScimToken.org_id == org.id, ScimToken.revoked_at.is_(None))
+        .values(revoked_at=now + (overlap or dt.timedelta(0)))
+    )
+    token = ScimToken(org_id=org.id, token_hash=hash_token(raw), prefix=raw[:VISIBLE_PREFIX_LENGTH])
+    session.add(token)
+    session.flush()
+    return raw, token
+
+
+def find_token(session: Session, org_id: uuid.UUID, raw: str) -> ScimToken | None:
+    """The live token of ``org_id`` whose hash matches, or None. Lookup by hash: the secret is
+    never compared byte by byte, so response time says nothing about it."""
+    token = session.scalar(select(ScimToken).where(ScimToken.token_hash == hash_token(raw)))
+    if token is None or token.org_id != org_id:
+        return None
+    if token.revoked_at is not None and token.revoked_at <= utcnow():
+        return None
+    return token
+
+
+def touch(session: Session, token: ScimToken) -> None:
+    now = utcnow()
+    if token.last_used is None or now - token.last_used > LAST_USED_RESOLUTION:
+        session.execute(update(ScimToken).where(ScimToken.id == token.id).values(last_used=now))
+
+
+def current_token(session: Session, org_id: uuid.UUID) -> ScimToken | None:
+    return session.scalar(
+        select(ScimToken)
+        .where(ScimToken.org_id == org_id, ScimToken.revoked_at.is_(None))
+        .order_by(ScimToken.created.desc())
+        .limit(1)
+    )

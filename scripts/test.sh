@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Run the tests: the same preparation as run.sh, then the whole pytest suite and ruff.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/postgres}"
+export TEST_REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379/13}"
+
+ensure_python test
+ensure_postgres "$TEST_DATABASE_URL"
+ensure_redis "$TEST_REDIS_URL"
+ensure_chromium
+say "ruff"
+"$VENV/bin/ruff" check .
+say "pytest"
+exec "$VENV/bin/python" -m pytest "$@"

@@ -1,0 +1,45 @@
+"""Celery wired as in Flask's own pattern: tasks run inside an app context."""
+
+from __future__ import annotations
+
+from celery import Celery, Task
+from flask import Flask
+
+
+def celery_init_app(app: Flask) -> Celery:
+    class FlaskTask(Task):
+        def __call__(self, *args: object, **kwargs: object) -> object:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app.conf.update(
+        broker_url=app.config["CELERY_BROKER_URL"],
+        result_backend=app.config["REDIS_URL"],
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_send_sent_event=True,
+        worker_send_task_events=True,
+        task_ignore_result=True,
+        broker_connection_retry_on_startup=True,
+        # Redis redelivers an unacknowledged message after the visibility timeout. With
+        # acks_late a task is acknowledged only when it ends, so the timeout must exceed the
+        # longest task (a re-sync checkpoints, so one run stays well under this); too short and
+        # a long task runs twice, too long and a message lost with its worker waits that long
+        # (the outbox sweep republishes it sooner anyway).
+        broker_transport_options={
+            "visibility_timeout": 3600,
+            "socket_connect_timeout": app.config["PUBLISH_TIMEOUT"],
+            "socket_timeout": 5,
+        },
+        task_default_queue="default",
+        timezone="UTC",
+    )
+    celery_app.conf.update(app.config.get("CELERY", {}))
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+    return celery_app

@@ -1,0 +1,26 @@
+"""``flask db upgrade``: apply the Alembic migrations to DATABASE_URL."""
+
+from __future__ import annotations
+
+import click
+from flask import current_app
+
+from models import migrate
+
+
+@click.group("db", help="Database migrations.")
+def group() -> None:
+    pass
+
+
+@group.command("upgrade", help="Apply every migration (Alembic heads).")
+@click.option("--revision", default="heads", show_default=True)
+def upgrade(revision: str) -> None:
+    migrate.upgrade(current_app.config["DATABASE_URL"], revision)
+    click.echo("database is up to date", err=True)
+
+
+@group.command("revision", help="Autogenerate a migration from the models.")
+@click.argument("message")
+def revision(message: str) -> None:
+    migrate.revision(current_app.config["DATABASE_URL"], message)

@@ -1,0 +1,69 @@
+"""``flask org ...``: organizations."""
+
+from __future__ import annotations
+
+import click
+
+from models import Organization
+from models.organization import PLANS
+from web.cli.common import base_url, db_session, echo_json
+
+
+def org_json(org: Organization) -> dict:
+    return {
+        "id": str(org.id),
+        "name": org.name,
+        "plan": org.plan,
+        "seats": org.seats,
+        "scim_enabled": org.scim_enabled,
+        "base_url": base_url(org),
+    }
+
+
+@click.group("org", help="Organizations.")
+def group() -> None:
+    pass
+
+
+@group.command("create", help="Create an organization; prints it as JSON.")
+@click.argument("name")
+@click.option("--plan", type=click.Choice(PLANS), default="free", show_default=True)
+@click.option("--seats", type=click.IntRange(min=0), default=0, show_default=True)
+def create(name: str, plan: str, seats: int) -> None:
+    with db_session() as session:
+        org = Organization(name=name, plan=plan, seats=seats)
+        session.add(org)
+        session.commit()
+        echo_json(org_json(org))
+
+
+@click.command("demo", help="Create (or reuse) the demo paid organization; print how to use it.")
+@click.option("--name", default="Demo Organization", show_default=True)
+@click.option("--seats", default=25, show_default=True)
+@click.option("--flower-url", default="http://127.0.0.1:5555", show_default=True)
+@click.option("--flower-auth", default="", help="user:password of Flower's basic auth")
+def demo(name: str, seats: int, flower_url: str, flower_auth: str) -> None:
+    from sqlalchemy import select
+
+    from models.tokens import issue_token
+
+    with db_session() as session:
+        org = session.scalar(select(Organization).where(Organization.name == name).limit(1))
+        if org is None:
+            org = Organization(name=name, plan="paid", seats=seats)
+            session.add(org)
+            session.flush()
+        raw, _ = issue_token(session, org)
+        org.scim_enabled = True
+        session.commit()
+        lines = [
+            "",
+            f"  Organization     {org.name} ({org.plan}, {org.seats} seats)",
+            f"  SCIM Base URL    {base_url(org)}",
+            f"  Bearer token     {raw}",
+            f"  Flower           {flower_url}  (basic auth {flower_auth or 'see FLOWER_BASIC_AUTH'})",
+            "",
+            "  Try: curl -H 'Authorization: Bearer <token>' '<Base URL>/Users'",
+            "",
+        ]
+        click.echo("\n".join(lines))

@@ -1,0 +1,75 @@
+"""Settings from the environment (12-factor). A missing required setting stops start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+REQUIRED = ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "PUBLIC_URL", "SMTP_URL")
+
+# Development defaults; used only when WORKTEAM_ENV=development (never for secrets in production).
+DEV_DEFAULTS = {
+    "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/workteam",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "SECRET_KEY": "dev-only-secret-key-change-me",
+    "PUBLIC_URL": "http://127.0.0.1:5000",
+    "SMTP_URL": "smtp://127.0.0.1:8025",
+}
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> dict:
+    """Read every setting; raise ConfigError naming each missing required one."""
+    env = dict(os.environ if env is None else env)
+    development = env.get("WORKTEAM_ENV", "production") == "development"
+    if development:
+        for key, value in DEV_DEFAULTS.items():
+            env.setdefault(key, value)
+    missing = [name for name in REQUIRED if not env.get(name)]
+    if missing:
+        raise ConfigError(
+            "missing required setting(s): " + ", ".join(missing) + " (see .env.example)"
+        )
+    return {
+        "DATABASE_URL": env["DATABASE_URL"],
+        "REDIS_URL": env["REDIS_URL"],
+        "SECRET_KEY": env["SECRET_KEY"],
+        "PUBLIC_URL": env["PUBLIC_URL"].rstrip("/"),
+        "SMTP_URL": env["SMTP_URL"],
+        "PORT": _int(env, "PORT", 5000),
+        "WORKTEAM_ENV": "development" if development else "production",
+        "CELERY_BROKER_URL": env.get("CELERY_BROKER_URL") or env["REDIS_URL"],
+        "MAIL_FROM": env.get("WORKTEAM_MAIL_FROM", "Workteam <no-reply@workteam.example>"),
+        # SCIM limits, advertised in /ServiceProviderConfig where SCIM has a place for them.
+        "MAX_CONTENT_LENGTH": _int(env, "WORKTEAM_MAX_BODY_BYTES", 1_048_576),
+        "SCIM_MAX_PAGE_SIZE": _int(env, "WORKTEAM_MAX_PAGE_SIZE", 1000),
+        "SCIM_DEFAULT_PAGE_SIZE": _int(env, "WORKTEAM_DEFAULT_PAGE_SIZE", 100),
+        "SCIM_MAX_FILTER_LENGTH": _int(env, "WORKTEAM_MAX_FILTER_LENGTH", 2000),
+        "SCIM_MAX_PATCH_OPERATIONS": _int(env, "WORKTEAM_MAX_PATCH_OPERATIONS", 1000),
+        "SCIM_MAX_VALUE_LENGTH": _int(env, "WORKTEAM_MAX_VALUE_LENGTH", 4096),
+        "SCIM_DISCOVERY_PUBLIC": _bool(env, "WORKTEAM_DISCOVERY_PUBLIC", False),
+        "DB_POOL_SIZE": _int(env, "WORKTEAM_DB_POOL_SIZE", 5),
+        "PUBLISH_TIMEOUT": float(env.get("WORKTEAM_PUBLISH_TIMEOUT", "0.5")),
+        "PASSWORD_HASH_MEMORY_KIB": _int(env, "WORKTEAM_PASSWORD_HASH_MEMORY_KIB", 19_456),
+        "PASSWORD_HASH_TIME_COST": _int(env, "WORKTEAM_PASSWORD_HASH_TIME_COST", 2),
+    }

@@ -1,0 +1,207 @@
+"""Listing and searching (RFC 7644 §3.4.2, §3.4.3) and attribute projection (§3.4.2.5)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import Organization, store
+from models.user import User
+from web.scim import definitions as d
+from web.scim import filter as scim_filter
+from web.scim.errors import InvalidPath, InvalidValue
+from web.scim.query import compile_filter, sort_key
+from web.scim.users import render_user
+
+LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+
+Key = tuple[str, str, str | None]
+
+
+# ----------------------------------------------------------------------------- projection
+
+
+def parse_paths(raw: Any, rtype: d.ResourceType, name: str) -> list[d.AttrPath]:
+    """``attributes``/``excludedAttributes``: comma-separated (query) or a list (.search)."""
+    if raw in (None, ""):
+        return []
+    items = raw if isinstance(raw, list) else str(raw).split(",")
+    out: list[d.AttrPath] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise InvalidValue(f"'{name}' must list attribute names")
+        item = item.strip()
+        if not item:
+            continue
+        schema = d.resolve_schema(rtype, item)
+        try:
+            if schema is not None:  # a whole extension: every attribute of it
+                out.extend(
+                    d.resolve_path(rtype, f"{schema.id}:{a.name}") for a in schema.attributes
+                )
+            else:
+                out.append(d.resolve_path(rtype, item))
+        except InvalidPath as exc:
+            raise InvalidValue(f"'{name}': {exc.detail}") from None
+    return out
+
+
+_SKIP = object()
+
+
+def _keys(paths: Iterable[d.AttrPath]) -> set[Key]:
+    return {(p.schema_id, p.attribute, p.sub_attribute) for p in paths}
+
+
+def _pick(value: Any, subs: set[str], keep: bool) -> Any:
+    def one(item: Any) -> Any:
+        if not isinstance(item, dict):
+            return item
+        return {k: v for k, v in item.items() if (k in subs) == keep}
+
+    if isinstance(value, list):
+        return [one(v) for v in value]
+    return one(value)
+
+
+def _select(
+    schema_id: str, attr: d.Attribute | None, value: Any, inc: set[Key], exc: set[Key]
+) -> Any:
+    if attr is None:
+        return _SKIP if inc else value
+    if attr.returned == "never":
+        return _SKIP
+    if attr.returned == "always":
+        return value
+    top = (schema_id, attr.name, None)
+    if inc:
+        if top in inc:
+            return value
+        subs = {s for (sch, a, s) in inc if sch == schema_id and a == attr.name and s}
+        return _pick(value, subs, keep=True) if subs else _SKIP
+    if attr.returned == "request" or top in exc:
+        return _SKIP
+    subs = {s for (sch, a, s) in exc if sch == schema_id and a == attr.name and s}
+    return _pick(value, subs, keep=False) if subs else value
+
+
+def project(
+    resource: dict,
+    rtype: d.ResourceType,
+    attributes: Iterable[d.AttrPath] = (),
+    excluded: Iterable[d.AttrPath] = (),
+) -> dict:
+    """The resource as RFC 7644 §3.4.2.5 and RFC 7643 ``returned`` say it is returned."""
+    inc, exc = _keys(attributes), _keys(excluded)
+    out: dict[str, Any] = {}
+    for key, value in resource.items():
+        if key == "schemas":
+            out[key] = value
+            continue
+        ext = d.resolve_schema(rtype, key) if key.startswith("urn:") else None
+        if ext is not None and ext is not rtype.schema:
+            picked = {}
+            for name, item in value.items():
+                chosen = _select(ext.id, ext.attr(name), item, inc, exc)
+                if chosen is not _SKIP:
+                    picked[name] = chosen
+            if picked:
+                out[key] = picked
+            continue
+        attr = rtype.schema.attr(key) or next(
+            (a for a in d.COMMON_ATTRIBUTES if a.name == key), None
+        )
+        chosen = _select(rtype.schema.id, attr, value, inc, exc)
+        if chosen is not _SKIP:
+            out[key] = chosen
+    return out
+
+
+# ------------------------------------------------------------------------------- listing
+
+
+def _int_param(raw: Any, name: str) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, bool):
+        raise InvalidValue(f"'{name}' must be an integer")
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        raise InvalidValue(f"'{name}' must be an integer, got {raw!r}") from None
+
+
+def _managers(session: Session, rows: Iterable[User]) -> dict[Any, User]:
+    ids = {u.manager_id for u in rows if u.manager_id is not None}
+    if not ids:
+        return {}
+    return {m.id: m for m in session.scalars(select(User).where(User.id.in_(ids)))}
+
+
+def query_users(session: Session, org: Organization, params: Mapping[str, Any]) -> dict:
+    """Run one list/search request; ``params`` holds the RFC's parameter names."""
+    config = current_app.config
+    rtype = d.USER_TYPE
+    where = None
+    filter_text = params.get("filter")
+    if filter_text not in (None, ""):
+        if not isinstance(filter_text, str):
+            raise InvalidValue("'filter' must be a string")
+        node = scim_filter.parse(filter_text, rtype, max_length=config["SCIM_MAX_FILTER_LENGTH"])
+        where = compile_filter(node, rtype)
+    order: list[Any] = []
+    sort_by = params.get("sortBy")
+    if sort_by not in (None, ""):
+        try:
+            sort_path = d.resolve_path(rtype, str(sort_by))
+        except InvalidPath as exc:
+            raise InvalidValue(f"'sortBy': {exc.detail}") from None
+        sort_order = str(params.get("sortOrder") or "ascending").lower()
+        if sort_order not in ("ascending", "descending"):
+            raise InvalidValue("'sortOrder' must be 'ascending' or 'descending'")
+        order = sort_key(sort_path, rtype, sort_order == "descending")
+    start_index = max(_int_param(params.get("startIndex"), "startIndex") or 1, 1)
+    count = _int_param(params.get("count"), "count")
+    count = config["SCIM_DEFAULT_PAGE_SIZE"] if count is None else count
+    count = min(max(count, 0), config["SCIM_MAX_PAGE_SIZE"])
+    attributes = parse_paths(params.get("attributes"), rtype, "attributes")
+    excluded = parse_paths(params.get("excludedAttributes"), rtype, "excludedAttributes")
+
+    page = store.search(
+        session, User, org.id, where, order_by=order, offset=start_index - 1, limit=count
+    )
+    managers = _managers(session, page.rows)
+    resources = [
+        project(render_user(u, managers.get(u.manager_id)), rtype, attributes, excluded)
+        for u in page.rows
+    ]
+    return {
+        "schemas": [LIST_RESPONSE],
+        "totalResults": page.total,
+        "itemsPerPage": len(resources),
+        "startIndex": start_index,
+        "Resources": resources,
+    }
+
+
+def list_users(session: Session, org: Organization, args: Mapping[str, str]) -> dict:
+    return query_users(session, org, args)
+
+
+def search_users(session: Session, org: Organization, body: dict) -> dict:
+    """POST /Users/.search with a SearchRequest body (RFC 7644 §3.4.3)."""
+    lowered = {k.lower(): v for k, v in body.items()}
+    schemas = lowered.get("schemas")
+    if not isinstance(schemas, list) or SEARCH_REQUEST.lower() not in {
+        str(s).lower() for s in schemas
+    }:
+        raise InvalidValue(f"'schemas' must be [\"{SEARCH_REQUEST}\"]")
+    names = ("filter", "sortBy", "sortOrder", "startIndex", "count", "attributes",
+             "excludedAttributes", "cursor")
+    params = {name: lowered.get(name.lower()) for name in names}
+    return query_users(session, org, params)

@@ -1,0 +1,349 @@
+"""Filter AST -> one SQLAlchemy expression, run by PostgreSQL; sortBy -> an ORDER BY key.
+
+Attributes with a real column (``models``' whitelist below) compile to indexed column
+comparisons; every other attribute compiles to a JSONB expression over ``attrs``, the stored
+resource. Nothing is ever evaluated in Python, and filter text never reaches SQL as text: every
+value is a bound parameter. Semantics follow ``web.scim.filter.matches`` (the oracle of the
+property tests): absent values do not match, NOT is the two-valued complement, caseExact=false
+compares lower-cased, string ordering is by code point.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Numeric,
+    String,
+    and_,
+    cast,
+    exists,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+    type_coerce,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.sql.elements import ColumnElement as _CE
+
+from models.user import User
+from web.scim import definitions as d
+from web.scim.errors import InvalidFilter
+from web.scim.filter import And, Compare, Node, Not, Or, Present, ValuePath
+
+Key = tuple[str, str, str | None]  # (schema id, attribute, sub-attribute), canonical names
+
+
+@dataclass(frozen=True)
+class ResourceMapping:
+    """How one resource type's attributes live in SQL."""
+
+    model: type
+    columns: dict[Key, Any]
+    # Attributes computed from other tables (e.g. a user's groups): key -> (element -> SQL).
+    special: dict[Key, Callable[[Compare | Present], ColumnElement[bool]]]
+    # Sort keys for attributes whose column differs from the filter column.
+    sort_columns: dict[Key, Any]
+
+
+E = d.ENTERPRISE_USER_SCHEMA_ID
+W = d.WORKTEAM_USER_SCHEMA_ID
+U = d.USER_SCHEMA_ID
+
+USER_MAPPING = ResourceMapping(
+    model=User,
+    columns={
+        (U, "id", None): User.id,
+        (U, "externalId", None): User.external_id,
+        (U, "userName", None): User.user_name,
+        (U, "displayName", None): User.display_name,
+        (U, "nickName", None): User.nick_name,
+        (U, "title", None): User.title,
+        (U, "active", None): User.active,
+        (U, "name", "givenName"): User.given_name,
+        (U, "name", "familyName"): User.family_name,
+        (U, "meta", "created"): User.created,
+        (U, "meta", "lastModified"): User.last_modified,
+        (E, "employeeNumber", None): User.employee_number,
+        (E, "department", None): User.department,
+        (E, "manager", "value"): User.manager_value,
+        (W, "managerState", None): User.manager_state,
+        (W, "licenseState", None): User.license_state,
+        (W, "managerStateReason", None): User.manager_reason,
+    },
+    special={},
+    sort_columns={
+        (U, "emails", None): User.primary_email,
+        (U, "emails", "value"): User.primary_email,
+    },
+)
+
+MAPPINGS: dict[str, ResourceMapping] = {"User": USER_MAPPING}
+
+
+def _key(path: d.AttrPath) -> Key:
+    return (path.schema_id, path.attribute, path.sub_attribute)
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _string_compare(col: Any, op: str, value: str, case_exact: bool) -> ColumnElement[bool]:
+    left = col if case_exact else func.lower(col)
+    right: Any = value if case_exact else value.lower()
+    if op in ("co", "sw", "ew"):
+        pattern = _escape_like(right)
+        pattern = {"co": f"%{pattern}%", "sw": f"{pattern}%", "ew": f"%{pattern}"}[op]
+        return left.like(pattern, escape="\\")
+    if op in ("gt", "ge", "lt", "le"):
+        left = left.collate("C")
+    return _ordered(left, op, literal(right, String))
+
+
+def _ordered(left: Any, op: str, right: Any) -> ColumnElement[bool]:
+    return {
+        "eq": lambda: left == right,
+        "ne": lambda: left != right,
+        "gt": lambda: left > right,
+        "ge": lambda: left >= right,
+        "lt": lambda: left < right,
+        "le": lambda: left <= right,
+    }[op]()
+
+
+def _column_compare(path: d.AttrPath, col: Any, node: Compare) -> ColumnElement[bool]:
+    op, value = node.op, node.value
+    if value is None:  # eq null: absent; ne null: present
+        present = _column_present(col, path)
+        return not_(present) if op == "eq" else present
+    if path.attribute == "id" and path.sub_attribute is None:
+        if op == "eq":
+            try:
+                return col == uuid.UUID(str(value))
+            except ValueError:
+                return false()
+        return _string_compare(cast(col, String), op, str(value), True)
+    atype = path.definition.type
+    if atype == "boolean":
+        if op not in ("eq", "ne"):
+            raise InvalidFilter(f"'{op}' is not defined for boolean attribute '{path}'")
+        return _ordered(col, op, literal(bool(value), Boolean))
+    if atype == "dateTime":
+        if op in ("co", "sw", "ew"):
+            raise InvalidFilter(f"'{op}' is not defined for dateTime attribute '{path}'")
+        return _ordered(col, op, value)
+    if not isinstance(value, str):
+        return false()
+    return _string_compare(col, op, value, path.definition.case_exact)
+
+
+def _column_present(col: Any, path: d.AttrPath) -> ColumnElement[bool]:
+    if path.definition.type == "string":
+        return and_(col.is_not(None), col != "")
+    return col.is_not(None)
+
+
+# ------------------------------------------------------------------------- JSONB fallback
+
+
+def _json_leaf_compare(
+    path: d.AttrPath, elem: Any, node: Compare
+) -> ColumnElement[bool]:
+    """Compare one JSONB value ``elem`` (the leaf) with the node's value."""
+    op, value = node.op, node.value
+    atype = path.definition.type
+    if value is None:
+        present = _json_present(elem)
+        return not_(present) if op == "eq" else present
+    if atype == "boolean":
+        if op not in ("eq", "ne"):
+            raise InvalidFilter(f"'{op}' is not defined for boolean attribute '{path}'")
+        cond = elem == type_coerce(literal(bool(value), Boolean), JSONB)
+        typed = func.jsonb_typeof(elem) == "boolean"
+        return and_(typed, cond if op == "eq" else not_(cond))
+    if atype in ("integer", "decimal"):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return false()
+        typed = func.jsonb_typeof(elem) == "number"
+        number = cast(_json_text(elem), Numeric)
+        return and_(typed, _ordered(number, op, literal(value, Numeric)))
+    text_value = _json_text(elem)
+    typed = func.jsonb_typeof(elem) == "string"
+    if atype == "dateTime":
+        return and_(typed, _ordered(cast(text_value, _timestamptz()), op, value))
+    if not isinstance(value, str):
+        return false()
+    return and_(typed, _string_compare(text_value, op, value, path.definition.case_exact))
+
+
+def _timestamptz() -> Any:
+    from sqlalchemy import DateTime
+
+    return DateTime(timezone=True)
+
+
+def _json_text(elem: Any) -> Any:
+    return func.jsonb_build_array(elem).op("->>")(0)
+
+
+def _json_present(elem: Any) -> ColumnElement[bool]:
+    return and_(
+        elem.is_not(None),
+        func.jsonb_typeof(elem) != "null",
+        elem != type_coerce(literal('""'), JSONB),
+        elem != type_coerce(literal("[]"), JSONB),
+        elem != type_coerce(literal("{}"), JSONB),
+    )
+
+
+def _top_json(model: type, path: d.AttrPath) -> Any:
+    """The JSONB value of the top-level attribute of ``path`` in ``model.attrs``."""
+    attrs = model.attrs  # type: ignore[attr-defined]
+    if path.extension:
+        return attrs[path.schema_id][path.attribute]
+    return attrs[path.attribute]
+
+
+def _elements(top: Any) -> Any:
+    """Rows of the elements of a multi-valued JSONB attribute (empty if not an array)."""
+    arr = func.coalesce(
+        func.jsonb_path_query_array(top, "$[*]"), type_coerce(literal("[]"), JSONB)
+    )
+    return func.jsonb_array_elements(arr).table_valued("value").alias("elem")
+
+
+def _json_path_condition(
+    model: type, path: d.AttrPath, leaf: Callable[[Any], ColumnElement[bool]]
+) -> ColumnElement[bool]:
+    """``leaf`` applied to each value of ``path`` (any value matches)."""
+    top = _top_json(model, path)
+    if not path.parent.multi_valued:
+        value = top if path.sub_attribute is None else top[path.sub_attribute]
+        return leaf(value)
+    elems = _elements(top)
+    value = elems.c.value if path.sub_attribute is None else elems.c.value[path.sub_attribute]
+    return exists(select(literal(1)).select_from(elems).where(leaf(value)))
+
+
+# ------------------------------------------------------------------------------ compiler
+
+
+class _Compiler:
+    def __init__(self, mapping: ResourceMapping) -> None:
+        self.mapping = mapping
+        self.model = mapping.model
+
+    def compile(self, node: Node, element: Any = None, vp: d.AttrPath | None = None) -> Any:
+        if isinstance(node, And):
+            return and_(self.compile(node.left, element, vp), self.compile(node.right, element, vp))
+        if isinstance(node, Or):
+            return or_(self.compile(node.left, element, vp), self.compile(node.right, element, vp))
+        if isinstance(node, Not):
+            # Two-valued NOT: an absent attribute makes the inner NULL, and NOT NULL is NULL.
+            return not_(func.coalesce(self.compile(node.node, element, vp), false()))
+        if isinstance(node, ValuePath):
+            return self.value_path(node)
+        if isinstance(node, Present | Compare):
+            if element is not None and vp is not None:
+                return self.element_leaf(node, element)
+            return self.leaf(node)
+        raise InvalidFilter(f"Unsupported filter node {type(node).__name__}")
+
+    def leaf(self, node: Compare | Present) -> Any:
+        path = node.path
+        key = _key(path)
+        if key in self.mapping.special:
+            return self.mapping.special[key](node)
+        if key in self.mapping.columns:
+            col = self.mapping.columns[key]
+            if isinstance(node, Present):
+                return _column_present(col, path)
+            return _column_compare(path, col, node)
+        if (
+            path.attribute == "emails"
+            and self.model is User
+            and isinstance(node, Compare)
+            and node.op == "eq"
+            and path.sub_attribute in (None, "value")
+            and isinstance(node.value, str)
+        ):
+            # Indexed (GIN) lookup of any email value; emails are caseExact=false.
+            return User.emails_lower.contains(type_coerce([node.value.lower()], ARRAY(String)))
+        if isinstance(node, Present):
+            return _json_path_condition(self.model, path, _json_present)
+        return _json_path_condition(self.model, path, lambda v: _json_leaf_compare(path, v, node))
+
+    def element_leaf(self, node: Compare | Present, element: Any) -> Any:
+        path = node.path
+        value = element if path.sub_attribute is None else element[path.sub_attribute]
+        if isinstance(node, Present):
+            return _json_present(value)
+        return _json_leaf_compare(path, value, node)
+
+    def value_path(self, node: ValuePath) -> Any:
+        attr = node.attr
+        top = _top_json(self.model, attr)
+        if not attr.parent.multi_valued:
+            return self.compile(node.filter, top, attr)
+        elems = _elements(top)
+        inner = self.compile(node.filter, elems.c.value, attr)
+        condition = exists(select(literal(1)).select_from(elems).where(inner))
+        prefilter = self._email_prefilter(node)
+        return and_(prefilter, condition) if prefilter is not None else condition
+
+    def _email_prefilter(self, node: ValuePath) -> Any:
+        """``emails[... value eq "x" ...]``: narrow with the GIN index before the EXISTS."""
+        if self.model is not User or node.attr.attribute != "emails":
+            return None
+        for part in _conjuncts(node.filter):
+            if (
+                isinstance(part, Compare)
+                and part.op == "eq"
+                and part.path.sub_attribute == "value"
+                and isinstance(part.value, str)
+            ):
+                return User.emails_lower.contains(type_coerce([part.value.lower()], ARRAY(String)))
+        return None
+
+
+def _conjuncts(node: Node) -> list[Node]:
+    if isinstance(node, And):
+        return _conjuncts(node.left) + _conjuncts(node.right)
+    return [node]
+
+
+def compile_filter(node: Node, rtype: d.ResourceType) -> _CE[bool]:
+    """The SQL condition equivalent to ``filter.matches(node, ...)`` for ``rtype``'s rows."""
+    return _Compiler(MAPPINGS[rtype.name]).compile(node)
+
+
+def sort_key(path: d.AttrPath, rtype: d.ResourceType, descending: bool) -> list[Any]:
+    """ORDER BY terms for ``sortBy`` (RFC 7644 §3.4.2.3: multi-valued sort by the primary or
+    first value; absent values sort last ascending)."""
+    mapping = MAPPINGS[rtype.name]
+    key = _key(path)
+    col = mapping.sort_columns.get(key) or mapping.columns.get(key)
+    if col is None:
+        top = _top_json(mapping.model, path)
+        if path.parent.multi_valued:
+            top = top[0]
+        value = top if path.sub_attribute is None else top[path.sub_attribute]
+        col = _json_text(value)
+    elif path.definition.type == "string" and not path.definition.case_exact:
+        col = func.lower(col)
+    if path.definition.type == "string":
+        col = col.collate("C")
+    return [col.desc().nulls_last() if descending else col.asc().nulls_last()]
+
+
+__all__ = ["MAPPINGS", "ResourceMapping", "compile_filter", "sort_key", "true"]

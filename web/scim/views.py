@@ -1,0 +1,226 @@
+"""SCIM HTTP endpoints: thin. Authenticate, parse, call the resource service, respond."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, Response, current_app, g, request
+
+from models import store
+from models.errors import DuplicateError, NotFoundError, VersionConflict
+from models.user import User
+from web.database import session
+from web.scim import definitions as d
+from web.scim import discovery, listing, users
+from web.scim.auth import authenticate
+from web.scim.errors import NotFound, PreconditionFailed, Uniqueness
+from web.scim.http import (
+    check_if_match,
+    if_none_match_hits,
+    json_body,
+    scim_response,
+)
+
+bp = Blueprint("scim", __name__, url_prefix="/scim/v2/<org_id>")
+
+# Retries of a read-modify-write that lost a race to another writer (no If-Match given).
+WRITE_ATTEMPTS = 3
+
+
+@bp.url_value_preprocessor
+def _pull_org(_endpoint: str | None, values: dict | None) -> None:
+    g.org_id_raw = (values or {}).pop("org_id", "")
+
+
+@bp.before_request
+def _authenticate() -> None:
+    g.org = authenticate(session(), g.org_id_raw)
+    g.org_id = g.org.id
+
+
+def _publish(job_ids: list[int]) -> None:
+    if job_ids:
+        from tasks.outbox import publish
+
+        publish(job_ids)
+
+
+def _commit(job_ids: list[int]) -> None:
+    session().commit()
+    _publish(job_ids)
+
+
+def _get_user(user_id: str) -> User:
+    try:
+        return store.get_user(session(), g.org.id, user_id)
+    except NotFoundError:
+        raise NotFound(f"User {user_id} not found") from None
+
+
+def _manager_of(user: User) -> User | None:
+    if user.manager_id is None:
+        return None
+    return session().get(User, user.manager_id)
+
+
+def _user_response(user: User, status: int = 200) -> Response:
+    body = listing.project(users.render_user(user, _manager_of(user)), d.USER_TYPE)
+    return scim_response(
+        body,
+        status,
+        version=user.version,
+        location=users.location(user) if status == 201 else None,
+    )
+
+
+# ---------------------------------------------------------------------------------- Users
+
+
+@bp.post("/Users")
+def create_user() -> Response:
+    attrs, password = users.parse_user_body(json_body())
+    try:
+        result = store.create_user(
+            session(), g.org.id, attrs, users.password_hash_for(password)
+        )
+    except DuplicateError as exc:
+        raise Uniqueness(str(exc)) from None
+    g.resource_id = str(result.user.id)
+    _commit(result.job_ids)
+    return _user_response(result.user, 201)
+
+
+@bp.get("/Users/<user_id>")
+def get_user(user_id: str) -> Response:
+    user = _get_user(user_id)
+    g.resource_id = str(user.id)
+    if if_none_match_hits(user.version):
+        return scim_response(None, 304, version=user.version)
+    return _user_response(user)
+
+
+@bp.get("/Users")
+def list_users() -> Response:
+    return scim_response(listing.list_users(session(), g.org, request.args))
+
+
+@bp.post("/Users/.search")
+def search_users() -> Response:
+    return scim_response(listing.search_users(session(), g.org, json_body()))
+
+
+def _write_user(user_id: str, make_attrs) -> Response:  # type: ignore[no-untyped-def]
+    """Read, compute the new attributes, write with a version check; retry lost races."""
+    for attempt in range(WRITE_ATTEMPTS):
+        user = _get_user(user_id)
+        g.resource_id = str(user.id)
+        asserted = check_if_match(user.version)
+        attrs, password = make_attrs(user)
+        try:
+            result = store.replace_user(
+                session(),
+                user,
+                attrs,
+                password_hash=users.password_hash_for(password),
+                expected_version=asserted,
+            )
+        except DuplicateError as exc:
+            raise Uniqueness(str(exc)) from None
+        except VersionConflict:
+            session().rollback()
+            if asserted is not None:
+                raise PreconditionFailed(
+                    f"User {user_id} changed since version W/\"{asserted}\""
+                ) from None
+            if attempt == WRITE_ATTEMPTS - 1:
+                raise
+            continue
+        _commit(result.job_ids)
+        return _user_response(result.user)
+    raise AssertionError("unreachable")
+
+
+@bp.put("/Users/<user_id>")
+def replace_user(user_id: str) -> Response:
+    body = json_body()
+    attrs, password = users.parse_user_body(body)
+    _check_id_matches(body, user_id)
+    return _write_user(user_id, lambda _user: (attrs, password))
+
+
+@bp.patch("/Users/<user_id>")
+def patch_user(user_id: str) -> Response:
+    from web.scim.patch import apply_patch
+
+    body = json_body()
+
+    def make_attrs(user: User) -> tuple[dict, str | None]:
+        result = apply_patch(users.patch_target(user), body, d.USER_TYPE)
+        attrs, _ = users.validate_user(result.resource)
+        return attrs, result.password
+
+    return _write_user(user_id, make_attrs)
+
+
+@bp.delete("/Users/<user_id>")
+def delete_user(user_id: str) -> Response:
+    user = _get_user(user_id)
+    g.resource_id = str(user.id)
+    check_if_match(user.version)
+    job_ids = store.delete_user(session(), user)
+    _commit(job_ids)
+    return scim_response(None, 204)
+
+
+def _check_id_matches(body: dict, user_id: str) -> None:
+    """PUT may carry the resource's id (Okta does); it is readOnly, so a different one is
+    ignored like any readOnly value, but we do not silently let it target another user."""
+    sent = next((v for k, v in body.items() if k.lower() == "id"), None)
+    if sent is not None and str(sent) != user_id:
+        try:
+            same = uuid.UUID(str(sent)) == uuid.UUID(user_id)
+        except ValueError:
+            same = False
+        if not same:
+            from web.scim.errors import Mutability
+
+            raise Mutability(f"id '{sent}' in the body does not match the URL's '{user_id}'")
+
+
+# ------------------------------------------------------------------------------ discovery
+
+
+@bp.get("/ServiceProviderConfig")
+def service_provider_config() -> Response:
+    return scim_response(discovery.service_provider_config(current_app.config, g.org.id))
+
+
+@bp.get("/Schemas")
+def schemas() -> Response:
+    return scim_response(discovery.schemas_list(g.org.id))
+
+
+@bp.get("/Schemas/<path:schema_id>")
+def schema(schema_id: str) -> Response:
+    return scim_response(discovery.schema(g.org.id, schema_id))
+
+
+@bp.get("/ResourceTypes")
+def resource_types() -> Response:
+    return scim_response(discovery.resource_types_list(g.org.id))
+
+
+@bp.get("/ResourceTypes/<name>")
+def resource_type(name: str) -> Response:
+    return scim_response(discovery.resource_type(g.org.id, name))
+
+
+@bp.route("/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def unknown_route(rest: str) -> Response:
+    raise NotFound(f"No SCIM endpoint /{rest}")
+
+
+@bp.route("/", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def root() -> Response:
+    raise NotFound("No SCIM endpoint at the Base URL itself; try /Users")
+
