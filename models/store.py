@@ -73,7 +73,15 @@ class WriteResult:
 def create_user(
     session: Session, org_id: uuid.UUID, attrs: dict, password_hash: str | None = None
 ) -> WriteResult:
-    user = User(org_id=org_id, attrs=attrs, password_hash=password_hash, **user_columns(attrs))
+    now = utcnow()
+    user = User(
+        org_id=org_id,
+        attrs=attrs,
+        password_hash=password_hash,
+        created=now,
+        last_modified=now,
+        **user_columns(attrs),
+    )
     if user.manager_value:
         user.manager_state = "pending"
     session.add(user)
@@ -88,12 +96,19 @@ def create_user(
     return WriteResult(user, True, jobs)
 
 
-def get_user(session: Session, org_id: uuid.UUID, user_id: str | uuid.UUID) -> User:
+def get_user(
+    session: Session, org_id: uuid.UUID, user_id: str | uuid.UUID, *, lock: bool = False
+) -> User:
+    """The user ``user_id`` of ``org_id``; ``lock`` takes a row lock until the transaction ends
+    (the last resort of a writer that keeps losing optimistic races)."""
     try:
         uid = user_id if isinstance(user_id, uuid.UUID) else uuid.UUID(str(user_id))
     except ValueError:
         raise NotFoundError(f"User {user_id} not found") from None
-    user = session.scalar(select(User).where(User.id == uid, User.org_id == org_id))
+    stmt = select(User).where(User.id == uid, User.org_id == org_id)
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    user = session.scalar(stmt)
     if user is None:
         raise NotFoundError(f"User {user_id} not found")
     return user

@@ -11,6 +11,7 @@ from flask import Flask, current_app, g, request
 from sqlalchemy import text
 
 from models.audit import AuditEvent
+from models.tokens import touch
 
 log = logging.getLogger("workteam.audit")
 
@@ -31,11 +32,18 @@ def init_app(app: Flask) -> None:
             request_id=g.get("request_id"),
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
         )
+        # Give the request's connection back first: holding two per request could starve the
+        # pool under threaded servers.
+        request_session = g.pop("db_session", None)
+        if request_session is not None:
+            request_session.close()
         try:
             with current_app.extensions["db.sessions"]() as audit_session:
                 # Losing the last audit rows in a crash is acceptable; an fsync per read is not.
                 audit_session.execute(text("SET LOCAL synchronous_commit = off"))
                 audit_session.add(event)
+                if g.get("token") is not None:
+                    touch(audit_session, g.token)
                 audit_session.commit()
         except Exception:  # auditing must never turn a served request into an error
             log.warning("audit write failed", exc_info=True)

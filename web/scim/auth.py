@@ -8,7 +8,7 @@ from flask import g, request
 from sqlalchemy.orm import Session
 
 from models import Organization
-from models.tokens import find_token, touch
+from models.tokens import find_token
 from web.scim.errors import Forbidden, Unauthorized
 
 
@@ -27,6 +27,7 @@ def authenticate(session: Session, org_id: str) -> Organization:
     if token is None:
         raise Unauthorized()
     g.token_prefix = token.prefix
+    g.token = token  # last_used is written with the audit row, after the response
     org = session.get(Organization, org_uuid)
     if org is None:  # token rows cascade with their org; defensive only
         raise Unauthorized()
@@ -34,5 +35,4 @@ def authenticate(session: Session, org_id: str) -> Organization:
         raise Forbidden("SCIM provisioning requires a paid plan")
     if not org.scim_enabled:
         raise Forbidden("SCIM provisioning is disabled for this organization")
-    touch(session, token)
     return org

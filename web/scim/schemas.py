@@ -15,6 +15,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_loa
 
 from web.scim import definitions as d
 from web.scim.errors import InvalidValue
+from web.scim.patch import normalise_manager
 
 # Entra sends booleans as the strings "True"/"False" (reference E7); marshmallow's Boolean
 # also accepts 1/0, which Okta's and Entra's test suites never send but humans do.
@@ -41,23 +42,6 @@ class ScimBoolean(fields.Boolean):
 class ScimInteger(fields.Integer):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(strict=True, **kwargs)
-
-
-def normalise_manager(value: Any) -> Any:
-    """Entra and Okta send the manager as a plain id string, ``{"value": ...}``, a one-item
-    list, or with ``$ref``/``displayName`` (reference E9). Keep only ``value``: the rest is
-    computed by the server. Anything else is returned unchanged for validation to reject."""
-    if isinstance(value, list) and len(value) <= 1:
-        value = value[0] if value else None
-    if isinstance(value, str):
-        return {"value": value} if value else None
-    if isinstance(value, dict):
-        inner = {k: v for k, v in value.items() if k.lower() == "value"}
-        manager_value = inner.get("value", next(iter(inner.values()), None))
-        if manager_value in (None, ""):
-            return None
-        return {"value": manager_value}
-    return value
 
 
 class _ScimSchema(Schema):
@@ -190,4 +174,4 @@ def load_resource(rtype: d.ResourceType, data: dict) -> dict:
     return loaded
 
 
-__all__ = ["EXCLUDE", "load_resource", "normalise_manager", "resource_schema"]
+__all__ = ["EXCLUDE", "load_resource", "resource_schema"]

@@ -50,9 +50,9 @@ def _commit(job_ids: list[int]) -> None:
     _publish(job_ids)
 
 
-def _get_user(user_id: str) -> User:
+def _get_user(user_id: str, *, lock: bool = False) -> User:
     try:
-        return store.get_user(session(), g.org.id, user_id)
+        return store.get_user(session(), g.org.id, user_id, lock=lock)
     except NotFoundError:
         raise NotFound(f"User {user_id} not found") from None
 
@@ -110,9 +110,10 @@ def search_users() -> Response:
 
 
 def _write_user(user_id: str, make_attrs) -> Response:  # type: ignore[no-untyped-def]
-    """Read, compute the new attributes, write with a version check; retry lost races."""
+    """Read, compute the new attributes, write with a version check; retry lost races, the
+    last time under a row lock so that a busy user cannot starve a writer."""
     for attempt in range(WRITE_ATTEMPTS):
-        user = _get_user(user_id)
+        user = _get_user(user_id, lock=attempt == WRITE_ATTEMPTS - 1)
         g.resource_id = str(user.id)
         asserted = check_if_match(user.version)
         attrs, password = make_attrs(user)
@@ -132,12 +133,10 @@ def _write_user(user_id: str, make_attrs) -> Response:  # type: ignore[no-untype
                 raise PreconditionFailed(
                     f"User {user_id} changed since version W/\"{asserted}\""
                 ) from None
-            if attempt == WRITE_ATTEMPTS - 1:
-                raise
             continue
         _commit(result.job_ids)
         return _user_response(result.user)
-    raise AssertionError("unreachable")
+    raise AssertionError("a locked write cannot lose a version race")
 
 
 @bp.put("/Users/<user_id>")
@@ -155,9 +154,14 @@ def patch_user(user_id: str) -> Response:
     body = json_body()
 
     def make_attrs(user: User) -> tuple[dict, str | None]:
-        result = apply_patch(users.patch_target(user), body, d.USER_TYPE)
-        attrs, _ = users.validate_user(result.resource)
-        return attrs, result.password
+        resource, changes = apply_patch(
+            users.patch_target(user),
+            body,
+            d.USER_TYPE,
+            max_operations=current_app.config["SCIM_MAX_PATCH_OPERATIONS"],
+        )
+        attrs, _ = users.validate_user(resource)
+        return attrs, changes.password
 
     return _write_user(user_id, make_attrs)
 
@@ -213,14 +217,3 @@ def resource_types() -> Response:
 @bp.get("/ResourceTypes/<name>")
 def resource_type(name: str) -> Response:
     return scim_response(discovery.resource_type(g.org.id, name))
-
-
-@bp.route("/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-def unknown_route(rest: str) -> Response:
-    raise NotFound(f"No SCIM endpoint /{rest}")
-
-
-@bp.route("/", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-def root() -> Response:
-    raise NotFound("No SCIM endpoint at the Base URL itself; try /Users")
-
