@@ -1,0 +1,21 @@
+"""The one gunicorn configuration every server in the benchmark runs under.
+
+Ours, the ceiling and django-scim2 all start with ``gunicorn -c bench/gunicorn.conf.py``;
+only the bind address and the application differ. bench/README.md explains the choice.
+The BENCH_GUNICORN_* variables exist to compare settings by hand; run.py never sets them,
+so a recorded run always uses the defaults below.
+"""
+
+import os
+
+workers = int(os.environ.get("BENCH_GUNICORN_WORKERS", "4"))
+worker_class = os.environ.get("BENCH_GUNICORN_WORKER_CLASS", "gthread")
+threads = int(os.environ.get("BENCH_GUNICORN_THREADS", "4"))
+keepalive = 5
+backlog = 2048
+timeout = 120
+graceful_timeout = 10
+accesslog = None
+errorlog = "-"
+loglevel = "warning"
+preload_app = False

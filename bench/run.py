@@ -1,0 +1,434 @@
+"""One command for the whole benchmark: every server, every workload, one table.
+
+    .venv/bin/python bench/run.py [--quick] [--only ours,ceiling,...] [--workloads W1,W2]
+
+For each server in turn: install it (peers: bench/peers/setup_*.sh, idempotent), start it on
+a fresh database, run the workloads, sample the peak RSS of its processes, stop it. Then
+write bench/results/results-<date>.md, results-latest.md, results-<date>.json and the table
+between the results markers of bench/README.md. Raw logs go to bench/results/raw/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import workloads as wl
+from loadgen import CheckFailed, PhaseResult
+from servers import BENCH, SERVERS, Ours, RssSampler, Server, ServerError
+
+ALL_WORKLOADS = ["W1", "W2", "W3", "W4", "W5", "W6", "W7"]
+DEFAULT_ORDER = ["ours", "ceiling", "scim2-server", "django-scim2"]
+PEERS = ("scim2-server", "django-scim2")
+RESULTS = BENCH / "results"
+README = BENCH / "README.md"
+MARK_START = "<!-- results:start -->"
+MARK_END = "<!-- results:end -->"
+
+
+class Recorder:
+    """The figures of one server: metric key -> {value, valid, note}."""
+
+    def __init__(self, server: Server):
+        self.server = server
+        self.metrics: dict[str, dict[str, Any]] = {}
+        self.phases: list[dict[str, Any]] = []
+        self.notes: list[str] = []
+        self.cpu_shares: list[float] = []
+
+    def put(self, key: str, value: float | None, valid: bool = True, note: str = "") -> None:
+        self.metrics[key] = {"value": value, "valid": valid, "note": note}
+
+    def phase(self, result: PhaseResult, measured: bool = True) -> PhaseResult:
+        summary = result.summary()
+        self.phases.append(summary)
+        flag = "ok" if result.valid else "INVALID"
+        print(f"  {result.name:<38} {flag:<7} ops={result.ops:<7} {result.wall_s:7.2f}s "
+              f"{result.ops_per_s:8.1f}/s p50={result.pct(50):6.1f}ms "
+              f"p99={result.pct(99):7.1f}ms gen-cpu={result.loadgen_cpu_share:.2f} "
+              f"machine={result.machine_cpu_pct:.0f}%", flush=True)
+        if not result.valid:
+            for sample in result.error_samples[:2]:
+                print(f"      error: {sample[:300]}", flush=True)
+        if measured and result.ops:
+            self.cpu_shares.append(result.loadgen_cpu_share)
+        return result
+
+    def invalid_note(self, result: PhaseResult) -> str:
+        return (result.error_samples[0] if result.error_samples else "no operation done")[:200]
+
+
+def run_server(name: str, sizes: wl.Sizes, selected: list[str], raw_dir: Path,
+               seed: int, seed_over_http: bool) -> dict[str, Any]:
+    server = SERVERS[name](raw_dir)
+    rec = Recorder(server)
+    out: dict[str, Any] = {"name": name, "label": server.label, "error": None}
+    sampler: RssSampler | None = None
+    # Other work on the machine skews every figure: measure it before starting the server.
+    idle = psutil.cpu_percent(interval=1.0)
+    out["background_cpu_pct"] = idle
+    print(f"== {name} (machine busy {idle:.0f}% before start)", flush=True)
+    if idle > 10:
+        rec.notes.append(f"the machine was {idle:.0f}% busy before the start (other work): "
+                         f"figures are low by about as much")
+    try:
+        t0 = time.perf_counter()
+        server.install()
+        t1 = time.perf_counter()
+        server.start()
+        out["install_s"] = round(t1 - t0, 1)
+        out["start_s"] = round(time.perf_counter() - t1, 1)
+        print(f"  up at {server.base_url} (install {out['install_s']}s, start "
+              f"{out['start_s']}s)", flush=True)
+        sampler = RssSampler(server.roots())
+        sampler.start()
+        run_workloads(server, rec, sizes, selected, seed, seed_over_http or sizes is wl.QUICK)
+    except (ServerError, CheckFailed) as exc:
+        out["error"] = str(exc)
+        print(f"  ERROR: {exc}", flush=True)
+    except Exception as exc:  # record and go on with the next server
+        out["error"] = f"{type(exc).__name__}: {exc}"
+        traceback.print_exc()
+    finally:
+        if sampler is not None:
+            sampler.stop()
+            rec.put("mem_peak_mb", round(sampler.peak / 2**20, 1),
+                    note=f"{sampler.peak_processes} processes")
+        server.stop()
+    if rec.cpu_shares:
+        rec.put("loadgen_cpu", round(max(rec.cpu_shares), 2))
+    out.update(metrics=rec.metrics, phases=rec.phases, notes=server.notes + rec.notes,
+               seeded_by=server.seeded_by)
+    return out
+
+
+def run_workloads(server: Server, rec: Recorder, sizes: wl.Sizes, selected: list[str],
+                  seed: int, seed_over_http: bool) -> None:
+    rec.phase(wl.warm_up(server), measured=False)
+    state = wl.State()
+    is_ours = isinstance(server, Ours)
+    w2 = "W2" in selected
+    points = sorted({s for s in sizes.w2_sizes if s < sizes.w1_users} | {sizes.w1_users})
+    w1_parts: list[PhaseResult] = []
+    for point in points:
+        part = rec.phase(wl.w1_create(server, state, len(state.user_names), point, sizes))
+        w1_parts.append(part)
+        if not part.valid:
+            break
+        if w2 and point in sizes.w2_sizes:
+            record_w2(server, rec, state, point, sizes, seed)
+    w1 = wl.merge("W1", w1_parts)
+    if "W1" in selected:
+        if w1.valid:
+            rec.put("w1_users_s", round(w1.ops_per_s, 1))
+            for p in (50, 95, 99):
+                rec.put(f"w1_p{p}", round(w1.pct(p), 1))
+        else:
+            rec.put("w1_users_s", None, False, rec.invalid_note(w1))
+    if not w1.valid:
+        raise CheckFailed("W1 failed; the later workloads need its users")
+
+    if "W3" in selected:
+        patch = rec.phase(wl.w3_patch(server, state, sizes, seed))
+        if patch.valid:
+            rec.put("w3_patch_s", round(patch.req_per_s, 1))
+        else:
+            rec.put("w3_patch_s", None, False, rec.invalid_note(patch))
+            alt = rec.phase(wl.w3_patch(server, state, sizes, seed, boolean=True))
+            rec.put("w3_patch_bool_s", round(alt.req_per_s, 1) if alt.valid else None,
+                    alt.valid, "" if alt.valid else rec.invalid_note(alt))
+        put = rec.phase(wl.w3_put(server, state, sizes, seed))
+        rec.put("w3_put_s", round(put.req_per_s, 1) if put.valid else None, put.valid,
+                "" if put.valid else rec.invalid_note(put))
+
+    if "W4" in selected:
+        walk, extra = wl.w4_import(server, state, sizes)
+        rec.phase(walk, measured=False)
+        rec.put("w4_s", round(walk.wall_s, 3) if walk.valid else None, walk.valid,
+                f"{len(state.user_names)} users" if walk.valid else rec.invalid_note(walk))
+        ratio = extra.get("last_over_first")
+        rec.put("w4_last_first", ratio, bool(ratio) and extra["probe_valid"],
+                f"first {extra['first_page_ms']} ms, last {extra['last_page_ms']} ms")
+
+    if "W5" in selected:
+        w5 = rec.phase(wl.w5_group(server, state, sizes), measured=False)
+        rec.put("w5_s", round(w5.wall_s, 3) if w5.valid else None, w5.valid,
+                f"{sizes.w5_members} members" if w5.valid else rec.invalid_note(w5))
+
+    if is_ours and "W6" in selected:
+        assert isinstance(server, Ours)
+        w6, extra = wl.w6_managers(server, state, sizes, seed)
+        rec.phase(w6, measured=False)
+        settle = extra.get("settle_s")
+        rec.put("w6_s", settle, w6.valid and settle is not None,
+                f"{sizes.w6_users} users created in {extra['create_s']}s"
+                if w6.valid else rec.invalid_note(w6))
+
+    big = [s for s in sizes.w2_sizes if s > sizes.w1_users]
+    for size in big:
+        if not w2:
+            break
+        try:
+            how = wl.seed_to(server, state, size, sizes, allow_slow=seed_over_http)
+        except wl.SkipSize as exc:
+            rec.put(f"w2_{size}_s", None, True, f"skipped: {exc}")
+            print(f"  W2 at {size}: skipped: {exc}", flush=True)
+            continue
+        note = f"grown by {how}" if how != "none" else ""
+        if len(state.user_names) != size:
+            note = (note + "; " if note else "") + f"measured at {len(state.user_names)} users"
+        if note:
+            rec.notes.append(f"W2 at {size}: {note}")
+            print(f"  W2 at {size}: {note}", flush=True)
+        record_w2(server, rec, state, size, sizes, seed)
+    if w2 and len(sizes.w2_sizes) > 1:
+        lo = rec.metrics.get(f"w2_{sizes.w2_sizes[0]}_s", {}).get("value")
+        hi = rec.metrics.get(f"w2_{sizes.w2_sizes[-1]}_s", {}).get("value")
+        if lo and hi:
+            rec.put("w2_scale", round(hi / lo, 2))
+
+    if is_ours and "W7" in selected:
+        assert isinstance(server, Ours)
+        outcome = wl.w7_resync(server, sizes)
+        print(f"  W7 resync: {outcome.value} {outcome.note}", flush=True)
+        rec.put("w7_s", outcome.value, outcome.valid, outcome.note)
+
+
+def record_w2(server: Server, rec: Recorder, state: wl.State, size: int, sizes: wl.Sizes,
+              seed: int) -> None:
+    r = rec.phase(wl.w2_lookups(server, state, size, sizes, seed + size))
+    if r.valid:
+        rec.put(f"w2_{size}_s", round(r.req_per_s, 1))
+        rec.put(f"w2_{size}_p50", round(r.pct(50), 2))
+        rec.put(f"w2_{size}_p99", round(r.pct(99), 2))
+    else:
+        rec.put(f"w2_{size}_s", None, False, rec.invalid_note(r))
+
+
+# -- report -----------------------------------------------------------------------------
+def metric_rows(sizes: wl.Sizes) -> list[tuple[str, str, str, str]]:
+    """(key, label, unit, direction) in table order; direction: "up" higher is better."""
+    rows = [
+        ("w1_users_s", f"W1 initial sync, {sizes.w1_users} users, 16 clients", "users/s", "up"),
+        ("w1_p50", "W1 per-user p50 (GET filter + POST)", "ms", "down"),
+        ("w1_p95", "W1 per-user p95", "ms", "down"),
+        ("w1_p99", "W1 per-user p99", "ms", "down"),
+    ]
+    for s in sizes.w2_sizes:
+        rows += [(f"w2_{s}_s", f"W2 lookup by userName at {s} users", "req/s", "up"),
+                 (f"w2_{s}_p50", f"W2 p50 at {s}", "ms", "down"),
+                 (f"w2_{s}_p99", f"W2 p99 at {s}", "ms", "down")]
+    rows += [
+        ("w2_scale", f"W2 rate at {sizes.w2_sizes[-1]} / rate at {sizes.w2_sizes[0]}", "x", "up"),
+        ("w3_patch_s", "W3 PATCH active (Entra body, \"False\"/\"True\")", "req/s", "up"),
+        ("w3_patch_bool_s", "W3 PATCH active (JSON boolean; only where Entra's failed)",
+         "req/s", "up"),
+        ("w3_put_s", "W3 PUT full replace", "req/s", "up"),
+        ("w4_s", f"W4 import, pages of 100 over {sizes.w1_users} users", "s", "down"),
+        ("w4_last_first", "W4 last page / first page", "x", "down"),
+        ("w5_s", f"W5 group +{sizes.w5_members} members, PATCH batches of 100", "s", "down"),
+        ("w6_s", f"W6 {sizes.w6_users} users with managers: last create -> all resolved",
+         "s", "down"),
+        ("w7_s", "W7 bulk re-sync of the organization", "s", "down"),
+        ("mem_peak_mb", "Peak RSS, web + worker processes", "MiB", "down"),
+        ("loadgen_cpu", "Load generator CPU share (max over W1-W3 phases; 1.0 = a core)",
+         "core", "down"),
+    ]
+    return rows
+
+
+def value_of(res: dict[str, Any], key: str) -> float | None:
+    m = res.get("metrics", {}).get(key)
+    return m["value"] if m and m["valid"] else None
+
+
+def targets(results: dict[str, dict[str, Any]], sizes: wl.Sizes) -> dict[str, str]:
+    """Pass/fail of our service against the issue's figures, per metric key."""
+    ours = results.get("ours")
+    if not ours or (ours.get("error") and not ours.get("metrics")):
+        return {}
+    ceil, s2 = results.get("ceiling", {}), results.get("scim2-server", {})
+    verdicts: dict[str, str] = {}
+
+    def judge(key: str, ok: bool | None, text: str) -> None:
+        verdicts[key] = ("n/a: " if ok is None else ("PASS: " if ok else "FAIL: ")) + text
+
+    def ratio_target(key: str, need_ceiling: float, need_s2: float | None) -> None:
+        o, c, s = value_of(ours, key), value_of(ceil, key), value_of(s2, key)
+        parts, oks = [], []
+        if o is None:
+            judge(key, False if key in ours.get("metrics", {}) else None, "no valid figure")
+            return
+        if c:
+            oks.append(o >= need_ceiling * c)
+            parts.append(f">= {need_ceiling} x ceiling")
+        if need_s2 and s:
+            oks.append(o >= need_s2 * s)
+            parts.append(f">= {need_s2} x scim2-server")
+        judge(key, all(oks) if oks else None, ", ".join(parts) or "no reference ran")
+
+    ratio_target("w1_users_s", 0.8, 1.3)
+    ratio_target("w3_patch_s", 0.8, 1.3)
+    ratio_target("w3_put_s", 0.8, 1.3)
+    for s in sizes.w2_sizes:
+        ratio_target(f"w2_{s}_s", 0.8, None)
+    scale = value_of(ours, "w2_scale")
+    judge("w2_scale", None if scale is None else scale >= 0.9, ">= 0.9")
+
+    def limit(key: str, bound: float, text: str) -> None:
+        v = value_of(ours, key)
+        present = key in ours.get("metrics", {})
+        judge(key, (v <= bound) if v is not None else (False if present else None), text)
+
+    limit("w4_s", 1.0, "< 1 s for 10k users")
+    limit("w4_last_first", 1.2, "<= 1.2")
+    limit("w5_s", 1.0, "< 1 s")
+    limit("w6_s", 30.0, "<= 30 s")
+    limit("w7_s", 60.0, "< 60 s")
+    mem = value_of(ours, "mem_peak_mb")
+    peer_mem = [value_of(results[p], "mem_peak_mb") for p in PEERS if p in results]
+    peer_mem = [m for m in peer_mem if m]
+    judge("mem_peak_mb", None if mem is None or not peer_mem else mem <= min(peer_mem),
+          "<= every peer's")
+    return verdicts
+
+
+def fmt(res: dict[str, Any] | None, key: str) -> str:
+    if not res:
+        return "-"
+    m = res.get("metrics", {}).get(key)
+    if m is None:
+        return "-"
+    if not m["valid"]:
+        return "invalid"
+    if m["value"] is None:
+        return "skipped" if m.get("note", "").startswith("skipped") else "-"
+    v = m["value"]
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:g}"
+
+
+def render(results: dict[str, dict[str, Any]], sizes: wl.Sizes, meta: dict[str, Any]) -> str:
+    names = [n for n in DEFAULT_ORDER if n in results]
+    verdicts = targets(results, sizes)
+    head = ["workload", "unit", *[results[n]["name"] for n in names]]
+    if "ours" in results:
+        head += ["ours/ceiling", "ours/scim2-server", "target"]
+    lines = [f"Run {meta['date']} ({meta['mode']} mode) on {meta['machine']}; gunicorn "
+             f"{meta['gunicorn']}; {meta['duration_s']:.0f} s in all.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for key, label, unit, _direction in metric_rows(sizes):
+        if not any(key in results[n].get("metrics", {}) for n in names):
+            continue
+        row = [label, unit, *[fmt(results[n], key) for n in names]]
+        if "ours" in results:
+            o = value_of(results["ours"], key)
+            for ref in ("ceiling", "scim2-server"):
+                r = value_of(results.get(ref, {}), key)
+                row.append(f"{o / r:.2f}" if o is not None and r else "-")
+            row.append(verdicts.get(key, ""))
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    notes = []
+    for n in names:
+        res = results[n]
+        if res.get("error"):
+            notes.append(f"- **{n}** stopped early: {res['error'][:400]}")
+        for m_key, m in res.get("metrics", {}).items():
+            if not m["valid"] and m.get("note"):
+                notes.append(f"- **{n}** `{m_key}` invalid: {m['note'][:300]}")
+            elif m.get("note", "").startswith("skipped"):
+                notes.append(f"- **{n}** `{m_key}`: {m['note']}")
+        notes += [f"- **{n}**: {note}" for note in res.get("notes", [])]
+    if notes:
+        lines += ["Notes:", "", *notes, ""]
+    lines += [
+        "Figures are absolute on this machine (2 cores shared by the server, PostgreSQL "
+        "and the load generator); ratios compare servers measured in the same run. "
+        "\"invalid\": the phase had at least one wrong status or body and gives no figure. "
+        "Per-phase details (requests, errors, CPU) are in the JSON file beside this one.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(results: dict[str, dict[str, Any]], sizes: wl.Sizes,
+                  meta: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    table = render(results, sizes, meta)
+    stamp = meta["date"].replace(":", "").replace(" ", "-")
+    md = RESULTS / f"results-{stamp}-{meta['mode']}.md"
+    title = f"# Benchmark results ({meta['mode']})\n\n"
+    md.write_text(title + table)
+    (RESULTS / "results-latest.md").write_text(title + table)
+    payload = {"meta": meta, "sizes": sizes.__dict__, "results": results,
+               "targets": targets(results, sizes)}
+    (RESULTS / f"results-{stamp}-{meta['mode']}.json").write_text(
+        json.dumps(payload, indent=2, default=str))
+    if README.exists():
+        text = README.read_text()
+        if MARK_START in text and MARK_END in text:
+            before, rest = text.split(MARK_START, 1)
+            _, after = rest.split(MARK_END, 1)
+            README.write_text(f"{before}{MARK_START}\n{table}{MARK_END}{after}")
+    return md
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, about a minute")
+    parser.add_argument("--only", default=",".join(DEFAULT_ORDER),
+                        help=f"servers, comma-separated (default: {','.join(DEFAULT_ORDER)})")
+    parser.add_argument("--workloads", default=",".join(ALL_WORKLOADS),
+                        help="workloads, comma-separated (default: all)")
+    parser.add_argument("--seed", type=int, default=7, help="random seed of the workloads")
+    parser.add_argument("--seed-over-http", action="store_true",
+                        help="in full mode, grow scim2-server (no database) to the largest W2 "
+                             "size through /Bulk too (adds minutes)")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SERVERS]
+    if unknown:
+        parser.error(f"unknown servers {unknown}; choose from {list(SERVERS)}")
+    selected = [w.strip().upper() for w in args.workloads.split(",") if w.strip()]
+    if bad := [w for w in selected if w not in ALL_WORKLOADS]:
+        parser.error(f"unknown workloads {bad}")
+    sizes = wl.QUICK if args.quick else wl.FULL
+    raw_dir = RESULTS / "raw" / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    gconf: dict[str, Any] = {}
+    exec(compile((BENCH / "gunicorn.conf.py").read_text(), "gunicorn.conf.py", "exec"), gconf)  # noqa: S102
+    meta = {
+        "date": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "mode": "quick" if args.quick else "full",
+        "machine": f"{os.cpu_count()} cores, {platform.python_implementation()} "
+                   f"{platform.python_version()}",
+        "gunicorn": f"{gconf['worker_class']} {gconf['workers']} workers x "
+                    f"{gconf['threads']} threads",
+        "workloads": selected,
+        "servers": names,
+    }
+    started = time.perf_counter()
+    results: dict[str, dict[str, Any]] = {}
+    for name in names:
+        results[name] = run_server(name, sizes, selected, raw_dir, args.seed,
+                                   args.seed_over_http)
+    meta["duration_s"] = round(time.perf_counter() - started, 1)
+    md = write_reports(results, sizes, meta)
+    print(f"\nwrote {md} and {RESULTS / 'results-latest.md'} ({meta['duration_s']:.0f}s)\n")
+    print((RESULTS / "results-latest.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,380 @@
+"""The servers under test: how each is installed, started, seeded, measured and stopped.
+
+Every server listens on 127.0.0.1 only. Each start gets a fresh database (or, for
+scim2-server, a fresh process: its storage is in memory) and a random bearer token.
+Processes are started in their own session (process group) and stopped by that group's id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shlex
+import signal
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+BENCH = Path(__file__).resolve().parent
+PEERS = BENCH / "peers"
+REPO = BENCH.parent
+PG_URL = "postgresql://postgres@127.0.0.1:5432/{db}"
+SETUP_TIMEOUT_S = 600
+READY_TIMEOUT_S = 90
+
+
+class ServerError(RuntimeError):
+    """A server that could not be installed, prepared or started."""
+
+
+def fresh_db(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_URL.format(db="postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+class RssSampler:
+    """Samples the summed RSS of some process trees every ``interval`` seconds; keeps the peak."""
+
+    def __init__(self, roots: Iterable[int], interval: float = 0.25):
+        self.roots = list(roots)
+        self.interval = interval
+        self.peak = 0
+        self.last = 0
+        self.peak_processes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def sample(self) -> int:
+        total = 0
+        count = 0
+        for root in self.roots:
+            try:
+                proc = psutil.Process(root)
+                procs = [proc, *proc.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+            for p in procs:
+                try:
+                    total += p.memory_info().rss
+                    count += 1
+                except psutil.NoSuchProcess:
+                    pass
+        self.last = total
+        if total > self.peak:
+            self.peak = total
+            self.peak_processes = count
+        return total
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval)
+
+    def start(self) -> None:
+        self.sample()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+class Server:
+    """A server under test. Subclasses set the class attributes and override the hooks."""
+
+    name = ""
+    label = ""
+    port = 0
+    setup_script: str | None = None
+    # Workloads only our service answers (W6, W7).
+    ours_only_workloads = False
+
+    def __init__(self, raw_dir: Path):
+        self.raw_dir = raw_dir
+        self.token = secrets.token_urlsafe(24)
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Any] = []
+        self.notes: list[str] = []
+        self.seeded_by = "http"
+
+    # -- life cycle -------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def install(self) -> None:
+        if self.setup_script is None:
+            return
+        log = self.raw_dir / f"{self.name}-setup.log"
+        with log.open("wb") as out:
+            rc = subprocess.run(
+                ["bash", str(PEERS / self.setup_script)],
+                stdout=out, stderr=subprocess.STDOUT, timeout=SETUP_TIMEOUT_S, check=False,
+            ).returncode
+        if rc != 0:
+            raise ServerError(f"{self.setup_script} failed, see {log}")
+
+    def spawn(self, argv: list[str], tag: str, env: dict[str, str] | None = None,
+              cwd: Path | None = None) -> subprocess.Popen[bytes]:
+        log = (self.raw_dir / f"{self.name}-{tag}.log").open("ab")
+        self.logs.append(log)
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            cwd=cwd, start_new_session=True,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def wait_ready(self) -> None:
+        """Wait until an authenticated userName lookup answers 200."""
+        query = urllib.parse.urlencode({"filter": 'userName eq "ready-probe@bench.example"'})
+        url = f"{self.base_url}/Users?{query}"
+        auth = {"Authorization": f"Bearer {self.token}"}
+        req = urllib.request.Request(url, headers=auth)  # noqa: S310 (http://127.0.0.1 only)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        last = ""
+        while time.monotonic() < deadline:
+            for proc in self.procs:
+                if proc.poll() is not None:
+                    raise ServerError(f"{self.name}: {shlex.join(map(str, proc.args))} exited "
+                                      f"with {proc.returncode}; see {self.raw_dir}")
+            try:
+                with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310
+                    if resp.status == 200:
+                        return
+                    last = f"status {resp.status}"
+            except urllib.error.HTTPError as exc:
+                last = f"status {exc.code}"
+            except (urllib.error.URLError, OSError) as exc:
+                last = str(exc)
+            time.sleep(0.25)
+        raise ServerError(f"{self.name} not ready after {READY_TIMEOUT_S}s: {last}")
+
+    def roots(self) -> list[int]:
+        return [p.pid for p in self.procs if p.poll() is None]
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait(timeout=10)
+        for log in self.logs:
+            log.close()
+        self.procs.clear()
+        self.logs.clear()
+
+    # -- hooks ------------------------------------------------------------------------
+    def seed_direct(self, users: list[dict[str, Any]]) -> bool:
+        """Insert users straight into the server's own tables; False if it cannot."""
+        return False
+
+    def bulk_seed_supported(self) -> bool:
+        return False
+
+
+class Ceiling(Server):
+    name = "ceiling"
+    label = "ceiling (Flask + 1 SQL statement)"
+    port = 18101
+    setup_script = "setup_ceiling.sh"
+    db = "bench_ceiling"
+
+    def start(self) -> None:
+        self.spawn(["bash", str(PEERS / "run_ceiling.sh"), str(self.port)], "server",
+                   env={"BENCH_TOKEN": self.token, "BENCH_DB": self.db})
+        self.wait_ready()
+
+    def seed_direct(self, users: list[dict[str, Any]]) -> bool:
+        import psycopg
+        from psycopg.types.json import Jsonb
+
+        with psycopg.connect(PG_URL.format(db=self.db)) as conn:
+            with conn.cursor().copy(
+                "COPY users (org, user_name, active, data) FROM STDIN"
+            ) as copy:
+                for u in users:
+                    copy.write_row((1, u["userName"], True, Jsonb(u)))
+            conn.execute("ANALYZE users")
+        self.seeded_by = "db"
+        return True
+
+
+class DjangoScim2(Server):
+    name = "django-scim2"
+    label = "django-scim2"
+    port = 18103
+    setup_script = "setup_django_scim2.sh"
+    db = "bench_django_scim2"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/scim/v2"
+
+    def start(self) -> None:
+        self.spawn(["bash", str(PEERS / "run_django_scim2.sh"), str(self.port)], "server",
+                   env={"BENCH_TOKEN": self.token, "BENCH_DB": self.db})
+        self.wait_ready()
+
+    def seed_direct(self, users: list[dict[str, Any]]) -> bool:
+        import psycopg
+
+        with psycopg.connect(PG_URL.format(db=self.db)) as conn:
+            with conn.cursor().copy(
+                "COPY benchusers_user (password, is_superuser, username, first_name, last_name,"
+                " email, is_staff, is_active, date_joined, scim_external_id, scim_username)"
+                " FROM STDIN"
+            ) as copy:
+                for u in users:
+                    copy.write_row((
+                        "", False, u["userName"], u["name"]["givenName"],
+                        u["name"]["familyName"], u["emails"][0]["value"], False, True,
+                        "2026-01-01T00:00:00Z", u["externalId"], u["userName"],
+                    ))
+            conn.execute("UPDATE benchusers_user SET scim_id = id::text WHERE scim_id IS NULL")
+            conn.execute("ANALYZE benchusers_user")
+        self.seeded_by = "db"
+        return True
+
+
+class Scim2Server(Server):
+    name = "scim2-server"
+    label = "scim2-server (in memory)"
+    port = 18102
+    setup_script = "setup_scim2_server.sh"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v2"
+
+    def start(self) -> None:
+        self.spawn(["bash", str(PEERS / "run_scim2_server.sh"), str(self.port)], "server",
+                   env={"BENCH_TOKEN": self.token})
+        self.wait_ready()
+        self.notes.append(
+            "scim2-server has no PostgreSQL storage: it runs as its docs say (the "
+            "`scim2-server` command: one process, a thread per request, in-memory storage)."
+        )
+
+    def bulk_seed_supported(self) -> bool:
+        return True
+
+
+class Ours(Server):
+    """Our service as the Procfile deploys it: gunicorn "web:create_app()" + a Celery worker.
+
+    Contract (bench/README.md): `flask --app web db upgrade`; `flask --app web org create
+    NAME --plan paid --seats 1000000` prints JSON with "id"; `flask --app web scim token
+    ORG_ID` prints JSON with "base_url" and "token".
+    """
+
+    name = "ours"
+    label = "ours (Workteam)"
+    port = 18104
+    db = "bench_ours"
+    ours_only_workloads = True
+    redis_url = "redis://127.0.0.1:6379/14"
+
+    def __init__(self, raw_dir: Path):
+        super().__init__(raw_dir)
+        self.org_id = ""
+        self._base_url = ""
+        venv = REPO / ".venv" / "bin"
+        self.venv = venv
+        self.env = {
+            "DATABASE_URL": PG_URL.format(db=self.db),
+            "REDIS_URL": self.redis_url,
+            "SECRET_KEY": secrets.token_urlsafe(32),
+            "PUBLIC_URL": f"http://127.0.0.1:{self.port}",
+            "SMTP_URL": "smtp://127.0.0.1:8025",
+            "PATH": f"{venv}:{os.environ.get('PATH', '')}",
+            "VIRTUAL_ENV": str(REPO / ".venv"),
+        }
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url or f"http://127.0.0.1:{self.port}/scim/v2/{self.org_id}"
+
+    def env_all(self) -> dict[str, str]:
+        return {**os.environ, **self.env}
+
+    def flask(self, *args: str, timeout: float = 300) -> str:
+        argv = [str(self.venv / "flask"), "--app", "web", *args]
+        proc = subprocess.run(argv, cwd=REPO, env={**os.environ, **self.env}, timeout=timeout,
+                              capture_output=True, text=True, check=False)
+        with (self.raw_dir / f"{self.name}-cli.log").open("a") as log:
+            log.write(f"$ {shlex.join(argv)}\n{proc.stdout}{proc.stderr}rc={proc.returncode}\n")
+        if proc.returncode != 0:
+            raise ServerError(f"ours: `{shlex.join(argv[1:])}` failed (rc {proc.returncode}): "
+                              f"{(proc.stderr or proc.stdout).strip()[-500:]}")
+        return proc.stdout
+
+    @staticmethod
+    def last_json(text: str) -> dict[str, Any]:
+        """The last line of ``text`` that parses as a JSON object (CLI output may log first)."""
+        for line in reversed(text.strip().splitlines()):
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    return json.loads(line)
+                except ValueError:
+                    continue
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise ServerError(f"ours: no JSON object in CLI output: {text[-300:]!r}") from exc
+
+    def start(self) -> None:
+        import redis
+
+        if not (self.venv / "gunicorn").exists():
+            raise ServerError(f"ours: {self.venv}/gunicorn missing; pip install -e '.[bench]'")
+        redis.Redis.from_url(self.redis_url).flushdb()
+        fresh_db(self.db)
+        self.flask("db", "upgrade")
+        org = self.last_json(self.flask("org", "create", "bench", "--plan", "paid",
+                                        "--seats", "1000000"))
+        self.org_id = str(org["id"])
+        tok = self.last_json(self.flask("scim", "token", self.org_id))
+        self.token = tok["token"]
+        base = str(tok.get("base_url") or "")
+        self._base_url = base.rstrip("/")
+        self.spawn([str(self.venv / "gunicorn"), "-c", str(BENCH / "gunicorn.conf.py"),
+                    "-b", f"127.0.0.1:{self.port}", "web:create_app()"],
+                   "web", env=self.env, cwd=REPO)
+        self.spawn([str(self.venv / "celery"), "-A", "tasks.celery_app", "worker",
+                    "--loglevel", "warning"], "worker", env=self.env, cwd=REPO)
+        self.wait_ready()
+
+
+SERVERS: dict[str, type[Server]] = {
+    "ours": Ours,
+    "ceiling": Ceiling,
+    "scim2-server": Scim2Server,
+    "django-scim2": DjangoScim2,
+}
