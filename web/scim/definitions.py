@@ -656,15 +656,19 @@ class AttrPath:
     attribute name; ``sub_attribute``: sub-attribute name or None. ``parent``: the top-level
     attribute's definition; ``definition``: the leaf's (== parent when no sub-attribute).
     ``extension``: True when ``schema_id`` is an extension of the resource type (the value then
-    lives under ``resource[schema_id]`` in a canonical resource dict).
+    lives under ``resource[schema_id]`` in a canonical resource dict). Equality and hash use the
+    names only (schema_id, attribute, sub_attribute, extension), not the definitions.
     """
 
     schema_id: str
     attribute: str
     sub_attribute: str | None
-    definition: Attribute
-    parent: Attribute
+    definition: Attribute = field(compare=False, repr=False)
+    parent: Attribute = field(compare=False, repr=False)
     extension: bool = False
+
+    def __repr__(self) -> str:
+        return f"AttrPath({str(self)!r})"
 
     @property
     def dotted(self) -> str:

@@ -25,7 +25,9 @@ The AST (frozen, hashable dataclasses)
     Left-associative chains: ``a and b and c`` is ``And(And(a, b), c)``.
 ``ValuePath(attr, filter)``
     ``emails[type eq "work" and value co "@x"]``: true when ONE element of the (multi-valued,
-    or single-valued complex) attribute ``attr`` satisfies ``filter``. Inside ``filter`` every
+    or single-valued complex) attribute ``attr`` satisfies ``filter`` (SQL: EXISTS over the
+    elements; so with no elements it is false even for ``emails[value eq null]`` or
+    ``emails[not (type eq "work")]``). Inside ``filter`` every
     path is a full ``AttrPath`` of a sub-attribute of ``attr`` (``emails.type``), evaluated
     against that same element. Entra's ``emails[type eq "work"].value eq "x"`` is parsed as
     ``ValuePath(emails, And(<emails.type eq "work">, <emails.value eq "x">))``.
