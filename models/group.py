@@ -43,8 +43,11 @@ class Group(Base):
 
 
 class Membership(Base):
-    """One member of a group. ``member_value`` is the id as the IdP sent it; ``user_id`` is set
-    once that user exists in the same organization (pending until then)."""
+    """One member of a group. ``member_value`` is the id as the IdP sent it (kept and returned
+    exactly as sent); ``user_id`` is set once that user exists in the same organization, or
+    ``member_group_id`` when the member is a group of the same organization (nested groups, as
+    RFC 7644 §3.7's circular bulk example needs). Both null: a pending reference, resolved by
+    ``models.memberships.resolve_pending_members`` when a matching user arrives."""
 
     __tablename__ = "memberships"
 
@@ -54,10 +57,16 @@ class Membership(Base):
     member_value: Mapped[str] = mapped_column(Text, primary_key=True)
     org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    member_group_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE")
+    )
+    # Insertion order: members are listed (and paged) in this order.
     seq: Mapped[int] = mapped_column(BigInteger, Identity(), unique=True)
 
     __table_args__ = (
         Index("ix_memberships_user_id", "user_id"),
+        Index("ix_memberships_group_seq", "group_id", "seq"),
+        Index("ix_memberships_member_group_id", "member_group_id"),
         Index(
             "ix_memberships_pending",
             "org_id",

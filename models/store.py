@@ -184,6 +184,7 @@ def delete_user(session: Session, user: User) -> list[int]:
 class Page:
     rows: Sequence[Any]
     total: int
+    more: bool = False
 
 
 def search(
@@ -196,9 +197,16 @@ def search(
     offset: int = 0,
     limit: int = 100,
     with_total: bool = True,
+    after_seq: int | None = None,
+    before_seq: int | None = None,
 ) -> Page:
     """One page of ``model`` rows of ``org_id`` matching ``where`` (compiled from a SCIM
-    filter), in a stable order (the given keys, then insertion order)."""
+    filter), in a stable order (the given keys, then insertion order).
+
+    ``after_seq``/``before_seq`` page by keyset on the insertion sequence instead of OFFSET
+    (only without ``order_by``): the rows just after, or just before, that position. ``more``
+    tells whether rows remain beyond the page in that direction.
+    """
     conditions = [model.org_id == org_id]
     if where is not None:
         conditions.append(where)
@@ -206,13 +214,18 @@ def search(
     if with_total:
         total = session.scalar(select(func.count()).select_from(model).where(*conditions)) or 0
     rows: Sequence[Any] = []
-    if limit > 0 and (not with_total or offset < total):
-        stmt = (
-            select(model)
-            .where(*conditions)
-            .order_by(*order_by, model.seq)
-            .offset(offset)
-            .limit(limit)
-        )
-        rows = session.scalars(stmt).all()
-    return Page(rows, total)
+    more = False
+    if limit > 0:
+        stmt = select(model).where(*conditions)
+        if before_seq is not None:
+            stmt = stmt.where(model.seq < before_seq).order_by(model.seq.desc())
+        else:
+            if after_seq is not None:
+                stmt = stmt.where(model.seq > after_seq)
+            stmt = stmt.order_by(*order_by, model.seq).offset(offset)
+        fetched = session.scalars(stmt.limit(limit + 1)).all()
+        more = len(fetched) > limit
+        rows = fetched[:limit]
+        if before_seq is not None:
+            rows = list(reversed(rows))
+    return Page(rows, total, more)

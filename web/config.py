@@ -67,6 +67,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> dict:
         "SCIM_MAX_FILTER_LENGTH": _int(env, "WORKTEAM_MAX_FILTER_LENGTH", 2000),
         "SCIM_MAX_PATCH_OPERATIONS": _int(env, "WORKTEAM_MAX_PATCH_OPERATIONS", 1000),
         "SCIM_MAX_VALUE_LENGTH": _int(env, "WORKTEAM_MAX_VALUE_LENGTH", 4096),
+        # Groups: members returned by one GET /Groups/{id}, and per group in a list response.
+        "SCIM_GROUP_MEMBERS_MAX": _int(env, "WORKTEAM_GROUP_MEMBERS_MAX", 10_000),
+        "SCIM_LIST_MEMBERS_MAX": _int(env, "WORKTEAM_LIST_MEMBERS_MAX", 1_000),
+        # /Bulk (RFC 7644 §3.7), advertised in /ServiceProviderConfig; over either -> 413.
+        "SCIM_BULK_SUPPORTED": _bool(env, "WORKTEAM_BULK_SUPPORTED", True),
+        "SCIM_BULK_MAX_OPERATIONS": _int(env, "WORKTEAM_BULK_MAX_OPERATIONS", 1000),
+        "SCIM_BULK_MAX_PAYLOAD": _int(env, "WORKTEAM_BULK_MAX_PAYLOAD_BYTES", 1_048_576),
         "SCIM_DISCOVERY_PUBLIC": _bool(env, "WORKTEAM_DISCOVERY_PUBLIC", False),
         "DB_POOL_SIZE": _int(env, "WORKTEAM_DB_POOL_SIZE", 5),
         "PUBLISH_TIMEOUT": float(env.get("WORKTEAM_PUBLISH_TIMEOUT", "0.5")),

@@ -30,7 +30,8 @@ def _render(error: ScimError):  # type: ignore[no-untyped-def]
 
 
 def init_scim(app: Flask) -> None:
-    from web.scim import audit
+    # bulk_views and group_views add their routes to the same blueprint.
+    from web.scim import audit, bulk_views, group_views  # noqa: F401
     from web.scim.views import bp
 
     app.register_blueprint(bp)

@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.sql.elements import ColumnElement as _CE
 
+from models.group import Group, Membership
 from models.user import User
 from web.scim import definitions as d
 from web.scim.errors import InvalidFilter
@@ -87,7 +88,72 @@ USER_MAPPING = ResourceMapping(
     },
 )
 
-MAPPINGS: dict[str, ResourceMapping] = {"User": USER_MAPPING}
+G = d.GROUP_SCHEMA_ID
+
+
+def _member_exists(*conditions: Any) -> ColumnElement[bool]:
+    return exists(select(literal(1)).select_from(Membership).where(*conditions))
+
+
+def _group_members_value(node: Compare | Present) -> ColumnElement[bool]:
+    """``members.value`` / ``members pr`` on Groups: an EXISTS over memberships (the member
+    list is not in ``attrs``). Member values are caseExact (they are ids)."""
+    if isinstance(node, Present):
+        return _member_exists(Membership.group_id == Group.id)
+    if node.op not in ("eq", "ne") or not isinstance(node.value, str):
+        raise InvalidFilter("members.value supports only 'eq' and 'ne' with a string")
+    from models.memberships import normalise_value
+
+    hit = _member_exists(
+        Membership.group_id == Group.id, Membership.member_value == normalise_value(node.value)
+    )
+    return hit if node.op == "eq" else not_(hit)
+
+
+def _not_filterable(node: Compare | Present) -> ColumnElement[bool]:
+    raise InvalidFilter(f"'{node.path}' is not filterable; filter on '{node.path.attribute}.value'")
+
+
+def _user_groups_value(node: Compare | Present) -> ColumnElement[bool]:
+    """``groups.value`` / ``groups pr`` on Users: the user's direct memberships."""
+    if isinstance(node, Present):
+        return _member_exists(Membership.user_id == User.id)
+    if node.op not in ("eq", "ne") or not isinstance(node.value, str):
+        raise InvalidFilter("groups.value supports only 'eq' and 'ne' with a string")
+    try:
+        group_id = uuid.UUID(node.value)
+    except ValueError:
+        return false() if node.op == "eq" else true()
+    hit = _member_exists(Membership.user_id == User.id, Membership.group_id == group_id)
+    return hit if node.op == "eq" else not_(hit)
+
+
+USER_MAPPING.special.update(
+    {
+        (U, "groups", None): _user_groups_value,
+        (U, "groups", "value"): _user_groups_value,
+        **{(U, "groups", sub): _not_filterable for sub in ("display", "$ref", "type")},
+    }
+)
+
+GROUP_MAPPING = ResourceMapping(
+    model=Group,
+    columns={
+        (G, "id", None): Group.id,
+        (G, "externalId", None): Group.external_id,
+        (G, "displayName", None): Group.display_name,
+        (G, "meta", "created"): Group.created,
+        (G, "meta", "lastModified"): Group.last_modified,
+    },
+    special={
+        (G, "members", None): _group_members_value,
+        (G, "members", "value"): _group_members_value,
+        **{(G, "members", sub): _not_filterable for sub in ("display", "$ref", "type")},
+    },
+    sort_columns={},
+)
+
+MAPPINGS: dict[str, ResourceMapping] = {"User": USER_MAPPING, "Group": GROUP_MAPPING}
 
 
 def _key(path: d.AttrPath) -> Key:
@@ -292,6 +358,12 @@ class _Compiler:
 
     def value_path(self, node: ValuePath) -> Any:
         attr = node.attr
+        if (attr.schema_id, attr.attribute, None) in self.mapping.special:
+            # A relation (members, groups): `members[value eq "x" or value eq "y"]` is the
+            # same as the or-ed leaves; a conjunction would need one element to match all.
+            if not all(isinstance(n, Compare | Present) for n in _disjuncts(node.filter)):
+                raise InvalidFilter(f"'{attr}[...]' supports only 'or'-ed comparisons")
+            return self.compile(node.filter)
         top = _top_json(self.model, attr)
         if not attr.parent.multi_valued:
             return self.compile(node.filter, top, attr)
@@ -314,6 +386,12 @@ class _Compiler:
             ):
                 return User.emails_lower.contains(type_coerce([part.value.lower()], ARRAY(String)))
         return None
+
+
+def _disjuncts(node: Node) -> list[Node]:
+    if isinstance(node, Or):
+        return _disjuncts(node.left) + _disjuncts(node.right)
+    return [node]
 
 
 def _conjuncts(node: Node) -> list[Node]:

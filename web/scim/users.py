@@ -87,14 +87,29 @@ def _ts(value: Any) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def render_user(user: User, manager: User | None = None) -> dict:
+def render_user(
+    user: User, manager: User | None = None, groups: list[tuple[Any, str]] | None = None
+) -> dict:
     """The user as a SCIM resource. ``manager`` (the resolved manager row) adds
-    ``manager.$ref`` and ``manager.displayName``."""
+    ``manager.$ref`` and ``manager.displayName``. ``groups`` (the user's direct groups as
+    ``(id, displayName)``, from ``memberships.groups_of_users`` for a whole page) fills the
+    read-only ``groups`` attribute; None reads them for this one user."""
     attrs = dict(user.attrs)
     schemas = [d.USER_SCHEMA_ID]
     out: dict[str, Any] = {"schemas": schemas, "id": str(user.id)}
     enterprise = attrs.pop(ENTERPRISE, None)
     out.update(attrs)
+    if groups is None:
+        from models.memberships import groups_of_users
+        from web.database import session
+
+        groups = groups_of_users(session(), [user.id]).get(user.id, [])
+    if groups:
+        base = base_url(user.org_id)
+        out["groups"] = [
+            {"value": str(gid), "$ref": f"{base}/Groups/{gid}", "display": name, "type": "direct"}
+            for gid, name in groups
+        ]
     if enterprise is not None:
         enterprise = dict(enterprise)
         if manager is not None and "manager" in enterprise:

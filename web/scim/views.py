@@ -32,8 +32,19 @@ def _pull_org(_endpoint: str | None, values: dict | None) -> None:
     g.org_id_raw = (values or {}).pop("org_id", "")
 
 
+DISCOVERY_ENDPOINTS = {
+    "scim.service_provider_config",
+    "scim.schemas",
+    "scim.schema",
+    "scim.resource_types",
+    "scim.resource_type",
+}
+
+
 @bp.before_request
 def _authenticate() -> None:
+    if request.endpoint in DISCOVERY_ENDPOINTS and current_app.config["SCIM_DISCOVERY_PUBLIC"]:
+        return  # RFC 7644 §4: discovery MAY be public; off unless configured
     g.org = authenticate(session(), g.org_id_raw)
     g.org_id = g.org.id
 
@@ -64,7 +75,16 @@ def _manager_of(user: User) -> User | None:
 
 
 def _user_response(user: User, status: int = 200) -> Response:
-    body = listing.project(users.render_user(user, _manager_of(user)), d.USER_TYPE)
+    """The user as stored, projected by ``attributes``/``excludedAttributes`` (RFC 7644
+    §3.4.2.5 allows them on every operation that returns a resource)."""
+    body = listing.project(
+        users.render_user(user, _manager_of(user)),
+        d.USER_TYPE,
+        listing.parse_paths(request.args.get("attributes"), d.USER_TYPE, "attributes"),
+        listing.parse_paths(
+            request.args.get("excludedAttributes"), d.USER_TYPE, "excludedAttributes"
+        ),
+    )
     return scim_response(
         body,
         status,
@@ -106,6 +126,14 @@ def list_users() -> Response:
 
 @bp.post("/Users/.search")
 def search_users() -> Response:
+    return scim_response(listing.search_users(session(), g.org, json_body()))
+
+
+@bp.post("/.search")
+def search_all() -> Response:
+    """RFC 7644 §3.4.3 at the root: every resource type the filter can apply to. Users are
+    the only type whose attributes most filters name; a filter on Group attributes is
+    rejected by the User grammar, so the root search answers for Users."""
     return scim_response(listing.search_users(session(), g.org, json_body()))
 
 
@@ -196,24 +224,24 @@ def _check_id_matches(body: dict, user_id: str) -> None:
 
 @bp.get("/ServiceProviderConfig")
 def service_provider_config() -> Response:
-    return scim_response(discovery.service_provider_config(current_app.config, g.org.id))
+    return scim_response(discovery.service_provider_config(current_app.config, g.org_id_raw))
 
 
 @bp.get("/Schemas")
 def schemas() -> Response:
-    return scim_response(discovery.schemas_list(g.org.id))
+    return scim_response(discovery.schemas_list(g.org_id_raw))
 
 
 @bp.get("/Schemas/<path:schema_id>")
 def schema(schema_id: str) -> Response:
-    return scim_response(discovery.schema(g.org.id, schema_id))
+    return scim_response(discovery.schema(g.org_id_raw, schema_id))
 
 
 @bp.get("/ResourceTypes")
 def resource_types() -> Response:
-    return scim_response(discovery.resource_types_list(g.org.id))
+    return scim_response(discovery.resource_types_list(g.org_id_raw))
 
 
 @bp.get("/ResourceTypes/<name>")
 def resource_type(name: str) -> Response:
-    return scim_response(discovery.resource_type(g.org.id, name))
+    return scim_response(discovery.resource_type(g.org_id_raw, name))

@@ -1,0 +1,282 @@
+"""RFC 7644 §3.4.2 queries: filters in SQL, sorting, projection, index and RFC 9865 cursor
+pagination, ETags; and discovery."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+CORE = "urn:ietf:params:scim:schemas:core:2.0:User"
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+
+
+@pytest.fixture
+def people(scim):
+    """Five users with varied attributes, in creation order."""
+    specs = [
+        ("alice@example.com", "Alice", "Zeta", "Engineering", "Sales_Lead", True),
+        ("bob@example.com", "Bob", "Young", "Sales", "50% off", True),
+        ("carol@example.org", "Carol", "Xu", "engineering", None, False),
+        ("dave@example.org", "Dave", "Wu", None, "Manager", True),
+        ("erin@example.net", "Erin", "Vance", "Support", "Salesperson", True),
+    ]
+    out = []
+    for user_name, given, family, dept, title, active in specs:
+        attrs = {"name": {"givenName": given, "familyName": family}, "active": active,
+                 "emails": [{"value": user_name, "type": "work", "primary": True}]}
+        if dept:
+            attrs[ENTERPRISE] = {"department": dept}
+        if title:
+            attrs["title"] = title
+        out.append(scim.create_user(user_name, **attrs))
+    return out
+
+
+def _ids(scim, **query):
+    response = scim.get("/Users", query_string=query)
+    assert response.status_code == 200, response.get_json()
+    return [r["userName"].split("@")[0] for r in response.get_json()["Resources"]]
+
+
+@pytest.mark.parametrize(
+    "filter_, expected",
+    [
+        ('userName sw "a"', ["alice"]),
+        ('userName ew ".org"', ["carol", "dave"]),
+        ('userName co "@EXAMPLE.c"', ["alice", "bob"]),
+        ('title co "_"', ["alice"]),  # '_' is a literal, not a LIKE wildcard
+        ('title co "%"', ["bob"]),
+        ('title sw "Sales"', ["alice", "erin"]),
+        ("title pr", ["alice", "bob", "dave", "erin"]),
+        ("not (title pr)", ["carol"]),
+        ("active eq false", ["carol"]),
+        ('active eq "false"', ["carol"]),
+        (f'{ENTERPRISE}:department eq "engineering"', ["alice", "carol"]),
+        ('department eq "Engineering" and active eq true', ["alice"]),
+        ('name.familyName gt "X" or userName eq "erin@example.net"',
+         ["alice", "bob", "carol", "erin"]),
+        ('not (userName ew ".com") and not (userName ew ".org")', ["erin"]),
+        ('emails[type eq "work" and value co "example.org"]', ["carol", "dave"]),
+        ('name.givenName ge "C" and name.givenName lt "E"', ["carol", "dave"]),
+        ('title ne "Manager"', ["alice", "bob", "erin"]),
+        ("meta.created gt \"2000-01-01T00:00:00Z\" and userName sw \"d\"", ["dave"]),
+        ('meta.lastModified lt "2000-01-01T00:00:00Z"', []),
+        ("(userName eq \"alice@example.com\") or (userName eq \"bob@example.com\")",
+         ["alice", "bob"]),
+    ],
+)
+def test_filters_run_in_sql(scim, people, filter_, expected):
+    assert _ids(scim, filter=filter_) == expected
+
+
+@pytest.mark.parametrize(
+    "filter_",
+    ['nosuch eq "x"', 'password eq "x"', "userName eq", 'userName zz "x"', "(userName pr",
+     'userName eq "x" garbage', 'name eq "x"', "active gt true", "urn:nope:thing eq 1",
+     'meta.created gt "not a date"', " or ".join(['userName eq "x"'] * 120)],
+)
+def test_invalid_filters_are_invalid_filter(scim, filter_):
+    response = scim.get("/Users", query_string={"filter": filter_})
+    assert response.status_code == 400
+    assert response.get_json()["scimType"] == "invalidFilter", response.get_json()
+
+
+def test_filter_longer_than_the_limit(scim, app):
+    text = 'userName eq "' + "x" * app.config["SCIM_MAX_FILTER_LENGTH"] + '"'
+    response = scim.get("/Users", query_string={"filter": text})
+    assert response.status_code == 400 and response.get_json()["scimType"] == "invalidFilter"
+
+
+@pytest.mark.parametrize(
+    "sort_by, order, expected",
+    [
+        ("userName", "ascending", ["alice", "bob", "carol", "dave", "erin"]),
+        ("name.familyName", "ascending", ["erin", "dave", "carol", "bob", "alice"]),
+        ("name.givenName", "descending", ["erin", "dave", "carol", "bob", "alice"]),
+        ("emails", "descending", ["erin", "dave", "carol", "bob", "alice"]),
+        # absent values sort last
+        ("title", "ascending", ["bob", "dave", "alice", "erin", "carol"]),
+        (f"{ENTERPRISE}:department", "ascending", ["alice", "carol", "bob", "erin", "dave"]),
+    ],
+)
+def test_sorting(scim, people, sort_by, order, expected):
+    assert _ids(scim, sortBy=sort_by, sortOrder=order) == expected
+
+
+def test_sort_errors(scim):
+    assert scim.get("/Users?sortBy=nosuch").get_json()["scimType"] == "invalidValue"
+    assert scim.get("/Users?sortBy=userName&sortOrder=up").status_code == 400
+
+
+def test_projection_on_reads_and_writes(scim, people):
+    page = scim.get("/Users", query_string={"attributes": "userName,name.givenName"}).get_json()
+    first = page["Resources"][0]
+    assert set(first) == {"schemas", "id", "userName", "name"}
+    assert first["name"] == {"givenName": "Alice"}
+    page = scim.get("/Users", query_string={"excludedAttributes": "emails,meta,name"}).get_json()
+    assert not {"emails", "meta", "name"} & set(page["Resources"][0])
+    assert "id" in page["Resources"][0]  # returned "always" cannot be excluded
+    uid = people[0]["id"]
+    got = scim.get(f"/Users/{uid}?attributes={ENTERPRISE}:department").get_json()
+    assert got[ENTERPRISE] == {"department": "Engineering"} and "userName" not in got
+    patched = scim.patch(f"/Users/{uid}?attributes=title", {"schemas": [PATCH], "Operations": [
+        {"op": "replace", "path": "title", "value": "CTO"}]}).get_json()
+    assert set(patched) == {"schemas", "id", "title"}
+    created = scim.post("/Users?excludedAttributes=meta", {"schemas": [CORE],
+                                                            "userName": "proj@x.y"}).get_json()
+    assert "meta" not in created
+    assert scim.get("/Users?attributes=nosuch").status_code == 400
+
+
+def test_count_zero_and_search_request(scim, people):
+    body = scim.get("/Users?count=0").get_json()
+    assert body["totalResults"] == 5 and body["Resources"] == [] and body["itemsPerPage"] == 0
+    search = {"schemas": [SEARCH], "filter": 'userName ew ".org"', "sortBy": "userName",
+              "sortOrder": "descending", "attributes": ["userName"], "startIndex": 1,
+              "count": 10}
+    for path in ("/Users/.search", "/.search"):
+        response = scim.post(path, search)
+        assert response.status_code == 200, response.get_json()
+        assert [r["userName"] for r in response.get_json()["Resources"]] == [
+            "dave@example.org", "carol@example.org"]
+    bad = scim.post("/Users/.search", {"filter": "userName pr"})
+    assert bad.status_code == 400
+
+
+def test_cursor_pagination_forward_and_back(scim, people):
+    first = scim.get("/Users?cursor=&count=2").get_json()
+    assert "startIndex" not in first and first["totalResults"] == 5
+    assert [r["userName"][0] for r in first["Resources"]] == ["a", "b"]
+    assert "previousCursor" not in first
+    second = scim.get("/Users", query_string={"cursor": first["nextCursor"], "count": 2}).get_json()
+    assert [r["userName"][0] for r in second["Resources"]] == ["c", "d"]
+    third = scim.get("/Users", query_string={"cursor": second["nextCursor"], "count": 2}).get_json()
+    assert [r["userName"][0] for r in third["Resources"]] == ["e"]
+    assert "nextCursor" not in third
+    back = scim.get("/Users", query_string={"cursor": third["previousCursor"],
+                                            "count": 2}).get_json()
+    assert [r["userName"][0] for r in back["Resources"]] == ["c", "d"]
+    back = scim.get("/Users", query_string={"cursor": back["previousCursor"],
+                                            "count": 2}).get_json()
+    assert [r["userName"][0] for r in back["Resources"]] == ["a", "b"]
+    assert "previousCursor" not in back
+
+
+def test_cursor_pagination_with_sort_and_filter(scim, people):
+    query = {"filter": "active eq true", "sortBy": "name.familyName", "count": 3}
+    first = scim.get("/Users", query_string={**query, "cursor": ""}).get_json()
+    second = scim.get("/Users", query_string={**query, "cursor": first["nextCursor"]}).get_json()
+    names = [r["name"]["familyName"] for r in first["Resources"] + second["Resources"]]
+    assert names == ["Vance", "Wu", "Young", "Zeta"]
+    # A cursor only works for the query it came from.
+    other = scim.get("/Users", query_string={"cursor": first["nextCursor"], "count": 3})
+    assert other.status_code == 400 and other.get_json()["scimType"] == "invalidCursor"
+
+
+def test_cursor_errors(scim, app, people):
+    bad = scim.get("/Users?cursor=forged-cursor-value")
+    assert bad.status_code == 400 and bad.get_json()["scimType"] == "invalidCursor"
+    too_many = scim.get(f"/Users?cursor=&count={app.config['SCIM_MAX_PAGE_SIZE'] + 1}")
+    assert too_many.status_code == 400 and too_many.get_json()["scimType"] == "invalidCount"
+    cursor = scim.get("/Users?cursor=&count=1").get_json()["nextCursor"]
+    old = app.config["SCIM_CURSOR_TIMEOUT"]
+    app.config["SCIM_CURSOR_TIMEOUT"] = 0
+    try:
+        time.sleep(1.1)
+        expired = scim.get("/Users", query_string={"cursor": cursor, "count": 1})
+    finally:
+        app.config["SCIM_CURSOR_TIMEOUT"] = old
+    assert expired.status_code == 400 and expired.get_json()["scimType"] == "expiredCursor"
+
+
+def test_etags(scim):
+    user = scim.create_user("etag@example.com")
+    uid, version = user["id"], user["meta"]["version"]
+    assert version.startswith('W/"')
+    not_modified = scim.get(f"/Users/{uid}", headers={"If-None-Match": version})
+    assert not_modified.status_code == 304 and not_modified.headers["ETag"] == version
+    stale = {"If-Match": 'W/"999"'}
+    body = {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "title", "value": "x"}]}
+    for response in (scim.patch(f"/Users/{uid}", body, headers=stale),
+                     scim.put(f"/Users/{uid}", {"schemas": [CORE], "userName": "etag@example.com"},
+                              headers=stale),
+                     scim.delete(f"/Users/{uid}", headers=stale)):
+        assert response.status_code == 412
+        assert response.get_json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+    ok = scim.patch(f"/Users/{uid}", body, headers={"If-Match": version})
+    assert ok.status_code == 200 and ok.headers["ETag"] != version
+    assert scim.get(f"/Users/{uid}", headers={"If-None-Match": version}).status_code == 200
+
+
+def test_noop_put_and_patch_keep_version(scim):
+    user = scim.create_user("noop@example.com", title="Same", name={"givenName": "N"})
+    uid = user["id"]
+    same_put = {"schemas": [CORE], "userName": "noop@example.com", "title": "Same",
+                "name": {"givenName": "N"}, "id": uid, "meta": {"resourceType": "User"}}
+    put = scim.put(f"/Users/{uid}", same_put).get_json()
+    patch = scim.patch(f"/Users/{uid}", {"schemas": [PATCH], "Operations": [
+        {"op": "replace", "path": "title", "value": "Same"}]}).get_json()
+    for got in (put, patch):
+        assert got["meta"]["version"] == user["meta"]["version"]
+        assert got["meta"]["lastModified"] == user["meta"]["lastModified"]
+
+
+def test_patch_errors_name_the_operation(scim):
+    uid = scim.create_user("perr@example.com")["id"]
+    cases = [
+        ({"op": "replace", "path": "id", "value": "x"}, "mutability"),
+        ({"op": "replace", "path": "nosuch", "value": "x"}, "invalidPath"),
+        ({"op": "remove", "path": 'emails[type eq "home"]'}, "noTarget"),
+        ({"op": "replace", "path": "active", "value": "perhaps"}, "invalidValue"),
+        ({"op": "remove", "path": "userName"}, "invalidValue"),
+        ({"op": "explode", "path": "title", "value": "x"}, None),
+    ]
+    for op, scim_type in cases:
+        response = scim.patch(f"/Users/{uid}", {"schemas": [PATCH], "Operations": [op]})
+        assert response.status_code == 400, op
+        body = response.get_json()
+        if scim_type:
+            assert body["scimType"] == scim_type, (op, body)
+        assert "Operations[0]" in body["detail"], body
+    assert scim.get(f"/Users/{uid}").get_json()["meta"]["version"] == 'W/"1"'
+
+
+def test_discovery_needs_the_token_by_default(client, org):
+    for path in ("/ServiceProviderConfig", "/Schemas", "/ResourceTypes"):
+        assert client.get(org.base + path).status_code == 401
+
+
+def test_discovery_documents(scim, app):
+    spc = scim.get("/ServiceProviderConfig").get_json()
+    assert spc["patch"]["supported"] and spc["sort"]["supported"] and spc["etag"]["supported"]
+    assert spc["filter"] == {"supported": True, "maxResults": app.config["SCIM_MAX_PAGE_SIZE"]}
+    assert spc["pagination"]["cursor"] and spc["pagination"]["index"]
+    assert spc["pagination"]["maxPageSize"] == app.config["SCIM_MAX_PAGE_SIZE"]
+    assert spc["authenticationSchemes"][0]["type"] == "oauthbearertoken"
+    schemas = scim.get("/Schemas").get_json()
+    ids = {s["id"] for s in schemas["Resources"]}
+    assert {CORE, ENTERPRISE, "urn:workteam:params:scim:schemas:extension:workteam:2.0:User"} <= ids
+    user_schema = scim.get(f"/Schemas/{CORE}").get_json()
+    attrs = {a["name"]: a for a in user_schema["attributes"]}
+    assert attrs["userName"]["caseExact"] is False and attrs["userName"]["uniqueness"] == "server"
+    assert attrs["password"]["mutability"] == "writeOnly" and attrs["password"]["returned"] == "never"
+    types = scim.get("/ResourceTypes").get_json()
+    user_type = next(t for t in types["Resources"] if t["name"] == "User")
+    assert user_type["endpoint"] == "/Users" and user_type["schema"] == CORE
+    assert scim.get("/ResourceTypes/User").get_json()["id"] == "User"
+    assert scim.get("/Schemas/urn:nope").status_code == 404
+
+
+def test_discovery_public_when_configured(app_env):
+    from web import create_app
+
+    public = create_app({"ENV_OVERRIDES": {**app_env, "WORKTEAM_DISCOVERY_PUBLIC": "true"}})
+    client = public.test_client()
+    import uuid
+
+    assert client.get(f"/scim/v2/{uuid.uuid4()}/Schemas").status_code == 200
+    assert client.get(f"/scim/v2/{uuid.uuid4()}/Users").status_code == 401
+    public.extensions["db.engine"].dispose()
