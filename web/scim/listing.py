@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
@@ -10,10 +11,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import Organization, store
+from models.memberships import groups_of_users
 from models.user import User
+from web.scim import cursor as cursors
 from web.scim import definitions as d
 from web.scim import filter as scim_filter
-from web.scim.errors import InvalidPath, InvalidValue
+from web.scim.errors import InvalidCount, InvalidPath, InvalidValue
 from web.scim.query import compile_filter, sort_key
 from web.scim.users import render_user
 
@@ -143,10 +146,24 @@ def _managers(session: Session, rows: Iterable[User]) -> dict[Any, User]:
     return {m.id: m for m in session.scalars(select(User).where(User.id.in_(ids)))}
 
 
-def query_users(session: Session, org: Organization, params: Mapping[str, Any]) -> dict:
-    """Run one list/search request; ``params`` holds the RFC's parameter names."""
+@dataclass(frozen=True)
+class Query:
+    """A list/search request, parsed and validated."""
+
+    where: Any
+    order: list[Any]
+    sorted: bool
+    start_index: int
+    count: int
+    cursor: str | None
+    fingerprint: str
+    attributes: list[d.AttrPath]
+    excluded: list[d.AttrPath]
+
+
+def parse_query(org: Organization, params: Mapping[str, Any], rtype: d.ResourceType) -> Query:
+    """Validate the RFC 7644 §3.4.2 / RFC 9865 parameters of a list or search request."""
     config = current_app.config
-    rtype = d.USER_TYPE
     where = None
     filter_text = params.get("filter")
     if filter_text not in (None, ""):
@@ -155,38 +172,113 @@ def query_users(session: Session, org: Organization, params: Mapping[str, Any]) 
         node = scim_filter.parse(filter_text, rtype, max_length=config["SCIM_MAX_FILTER_LENGTH"])
         where = compile_filter(node, rtype)
     order: list[Any] = []
-    sort_by = params.get("sortBy")
+    sort_by, sort_order = params.get("sortBy"), params.get("sortOrder")
     if sort_by not in (None, ""):
         try:
             sort_path = d.resolve_path(rtype, str(sort_by))
         except InvalidPath as exc:
             raise InvalidValue(f"'sortBy': {exc.detail}") from None
-        sort_order = str(params.get("sortOrder") or "ascending").lower()
+        sort_order = str(sort_order or "ascending").lower()
         if sort_order not in ("ascending", "descending"):
             raise InvalidValue("'sortOrder' must be 'ascending' or 'descending'")
         order = sort_key(sort_path, rtype, sort_order == "descending")
-    start_index = max(_int_param(params.get("startIndex"), "startIndex") or 1, 1)
+    cursor = params.get("cursor")
+    if cursor is not None and not isinstance(cursor, str):
+        raise InvalidValue("'cursor' must be a string")
     count = _int_param(params.get("count"), "count")
+    if cursor is not None:
+        if params.get("startIndex") not in (None, ""):
+            raise InvalidValue("'cursor' and 'startIndex' cannot be used together")
+        if count is not None and not 0 <= count <= config["SCIM_MAX_PAGE_SIZE"]:
+            raise InvalidCount(
+                f"'count' must be between 0 and {config['SCIM_MAX_PAGE_SIZE']} with a cursor"
+            )
     count = config["SCIM_DEFAULT_PAGE_SIZE"] if count is None else count
-    count = min(max(count, 0), config["SCIM_MAX_PAGE_SIZE"])
-    attributes = parse_paths(params.get("attributes"), rtype, "attributes")
-    excluded = parse_paths(params.get("excludedAttributes"), rtype, "excludedAttributes")
-
-    page = store.search(
-        session, User, org.id, where, order_by=order, offset=start_index - 1, limit=count
+    return Query(
+        where=where,
+        order=order,
+        sorted=bool(order),
+        start_index=max(_int_param(params.get("startIndex"), "startIndex") or 1, 1),
+        count=min(max(count, 0), config["SCIM_MAX_PAGE_SIZE"]),
+        cursor=cursor,
+        fingerprint=cursors.fingerprint(rtype.name, org.id, filter_text, sort_by, sort_order),
+        attributes=parse_paths(params.get("attributes"), rtype, "attributes"),
+        excluded=parse_paths(params.get("excludedAttributes"), rtype, "excludedAttributes"),
     )
-    managers = _managers(session, page.rows)
-    resources = [
-        project(render_user(u, managers.get(u.manager_id)), rtype, attributes, excluded)
-        for u in page.rows
-    ]
-    return {
-        "schemas": [LIST_RESPONSE],
-        "totalResults": page.total,
-        "itemsPerPage": len(resources),
-        "startIndex": start_index,
-        "Resources": resources,
-    }
+
+
+def run_query(
+    session: Session,
+    org: Organization,
+    params: Mapping[str, Any],
+    rtype: d.ResourceType,
+    model: type,
+    render: Callable[[Sequence[Any], Query], list[dict]],
+) -> dict:
+    """One ListResponse: index pagination (``startIndex``), or RFC 9865 cursor pagination when
+    ``cursor`` is present (an empty ``cursor`` starts it). ``render`` turns a page of rows into
+    projected resources."""
+    query = parse_query(org, params, rtype)
+    if query.cursor is None:
+        page = store.search(session, model, org.id, query.where, order_by=query.order,
+                            offset=query.start_index - 1, limit=query.count)
+        resources = render(page.rows, query)
+        return {
+            "schemas": [LIST_RESPONSE],
+            "totalResults": page.total,
+            "itemsPerPage": len(resources),
+            "startIndex": query.start_index,
+            "Resources": resources,
+        }
+    position = cursors.decode(query.cursor, query.fingerprint) if query.cursor else {}
+    offset = int(position.get("o", 0))
+    page = store.search(
+        session, model, org.id, query.where, order_by=query.order,
+        offset=offset if query.sorted else 0, limit=query.count,
+        after_seq=position.get("a"), before_seq=position.get("b"),
+    )
+    resources = render(page.rows, query)
+    body: dict[str, Any] = {"schemas": [LIST_RESPONSE], "totalResults": page.total,
+                            "itemsPerPage": len(resources)}
+    backwards = "b" in position
+    if query.sorted:
+        if offset + len(page.rows) < page.total:
+            body["nextCursor"] = cursors.encode({"o": offset + len(page.rows)}, query.fingerprint)
+        if offset > 0:
+            body["previousCursor"] = cursors.encode(
+                {"o": max(offset - query.count, 0)}, query.fingerprint)
+    elif page.rows:
+        # Keyset: forward pages know from `more` whether rows follow; a backward page was
+        # reached from a later row, so rows follow it, and `more` says whether rows precede.
+        first, last = page.rows[0].seq, page.rows[-1].seq
+        if page.more or backwards:
+            body["nextCursor"] = cursors.encode({"a": last}, query.fingerprint)
+        if (page.more and backwards) or (not backwards and "a" in position):
+            body["previousCursor"] = cursors.encode({"b": first}, query.fingerprint)
+    body["Resources"] = resources
+    return body
+
+
+def _render_users(session: Session) -> Callable[[Sequence[User], Query], list[dict]]:
+    def render(rows: Sequence[User], query: Query) -> list[dict]:
+        managers = _managers(session, rows)
+        groups = groups_of_users(session, [u.id for u in rows])  # one query per page
+        return [
+            project(
+                render_user(u, managers.get(u.manager_id), groups.get(u.id, [])),
+                d.USER_TYPE,
+                query.attributes,
+                query.excluded,
+            )
+            for u in rows
+        ]
+
+    return render
+
+
+def query_users(session: Session, org: Organization, params: Mapping[str, Any]) -> dict:
+    """Run one list/search request on Users; ``params`` holds the RFC's parameter names."""
+    return run_query(session, org, params, d.USER_TYPE, User, _render_users(session))
 
 
 def list_users(session: Session, org: Organization, args: Mapping[str, str]) -> dict:
