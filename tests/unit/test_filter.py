@@ -634,7 +634,7 @@ RESOURCES = st.dictionaries(
 )
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=70, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(USER_FILTERS, RESOURCES)
 def test_property_matches_never_raises(node, resource):
     result = matches(node, resource, USER_TYPE)
@@ -642,7 +642,7 @@ def test_property_matches_never_raises(node, resource):
     assert matches(Not(node), resource, USER_TYPE) is (not result)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(USER_VALUE_PATHS, RESOURCES)
 def test_property_single_compare_value_path_equals_dotted(vp, resource):
     """``emails[value eq "x"]`` matches exactly when ``emails.value eq "x"`` does.
@@ -655,14 +655,14 @@ def test_property_single_compare_value_path_equals_dotted(vp, resource):
         assert matches(vp, resource) == matches(vp.filter, resource)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(st.sampled_from(USER_LEAVES), RESOURCES)
 def test_property_eq_null_is_not_present(path, resource):
     assert matches(Compare(path, "eq", None), resource) == (not matches(Present(path), resource))
     assert matches(Compare(path, "ne", None), resource) == matches(Present(path), resource)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.text(max_size=40))
 def test_property_parse_garbage_only_raises_invalid_filter(text):
     try:

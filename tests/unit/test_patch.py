@@ -889,7 +889,7 @@ _WRITABLE = {
 }
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(st.fixed_dictionaries({}, optional=_WRITABLE))
 def test_property_replacing_with_current_values_is_noop(attrs):
     emails = attrs.get("emails") or []
