@@ -16,6 +16,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.update({k: v for k, v in test_config.items() if k != "ENV_OVERRIDES"})
 
     from web import cli, database, logs, ops
+    from web.admin import init_admin
     from web.celery_ext import celery_init_app
     from web.scim import init_scim
 
@@ -23,6 +24,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     database.init_app(app)
     celery_init_app(app)
     init_scim(app)
+    init_admin(app)
     ops.init_app(app)
     cli.init_app(app)
     return app

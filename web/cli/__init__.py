@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from web.cli import db, org, scim
+from web.cli import admin, db, org, resync, scim  # noqa: F401 (admin adds `flask org ...`)
 
 
 def init_app(app: Flask) -> None:
-    for group in (db.group, org.group, scim.group, org.demo):
+    for group in (db.group, org.group, scim.group, org.demo, resync.resync):
         app.cli.add_command(group)

@@ -1,0 +1,356 @@
+"""What an org admin can see and do, shared by the pages, the JSON endpoints and the CLI.
+
+Each function takes the session and the admin's organization: every query is scoped to that
+organization, so nothing here can reach another one. Functions that change state commit.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from models import resync as r
+from models.audit import AuditEvent
+from models.organization import Organization
+from models.outbox import Job
+from models.tokens import current_token, issue_token
+from models.user import User
+from web.admin import config as cfg
+
+
+class ActionError(Exception):
+    """A refused admin action; the message is shown to the admin as is."""
+
+
+def base_url(org: Organization) -> str:
+    return f"{current_app.config['PUBLIC_URL']}/scim/v2/{org.id}"
+
+
+def scim_unavailable_reason(org: Organization) -> str | None:
+    if org.plan != "paid":
+        return (
+            "SCIM User Provisioning needs a paid plan: this organization is on the "
+            f"{org.plan} plan. Upgrade the plan to connect Okta or Microsoft Entra ID."
+        )
+    return None
+
+
+# --- worker heartbeat ----------------------------------------------------------------------
+
+
+def worker_queue() -> str:
+    try:
+        from tasks import settings
+
+        return settings.queue()
+    except ImportError:
+        return current_app.extensions["celery"].conf.task_default_queue
+
+
+def worker_heartbeat_age() -> float | None:
+    """Seconds since a worker consuming our queue last beat; None if none ever did (or Redis
+    cannot say). See tasks/heartbeat.py for the mechanism."""
+    from tasks.heartbeat import last_seen
+    from web.admin.security import redis_client
+
+    try:
+        seen = last_seen(redis_client(), worker_queue())
+    except Exception:
+        return None
+    return None if seen is None else max(0.0, time.time() - seen)
+
+
+def worker_alive() -> bool:
+    age = worker_heartbeat_age()
+    return age is not None and age <= cfg.get_int("WORKTEAM_WORKER_HEARTBEAT_MAX_AGE")
+
+
+# --- SCIM settings -------------------------------------------------------------------------
+
+
+def scim_status(session: Session, org: Organization) -> dict[str, Any]:
+    token = current_token(session, org.id)
+    age = worker_heartbeat_age()
+    return {
+        "id": str(org.id),
+        "name": org.name,
+        "plan": org.plan,
+        "seats": org.seats,
+        "scim_enabled": org.scim_enabled,
+        "unavailable_reason": scim_unavailable_reason(org),
+        "base_url": base_url(org),
+        "token": None
+        if token is None
+        else {
+            "prefix": token.prefix,
+            "created": token.created.isoformat(),
+            "last_used": token.last_used.isoformat() if token.last_used else None,
+        },
+        "worker_heartbeat_age_seconds": None if age is None else round(age, 1),
+        "worker_alive": age is not None and age <= cfg.get_int("WORKTEAM_WORKER_HEARTBEAT_MAX_AGE"),
+    }
+
+
+def generate_token(session: Session, org: Organization) -> str:
+    """A new bearer token; the current one stops working at once. Returns it: shown once."""
+    if scim_unavailable_reason(org):
+        raise ActionError(scim_unavailable_reason(org))
+    raw, _ = issue_token(session, org)
+    session.commit()
+    return raw
+
+
+def set_enabled(session: Session, org: Organization, enabled: bool) -> None:
+    if enabled and scim_unavailable_reason(org):
+        raise ActionError(scim_unavailable_reason(org))
+    org.scim_enabled = enabled
+    session.commit()
+
+
+# --- activity ------------------------------------------------------------------------------
+
+
+@dataclass
+class ActivityPage:
+    rows: list[dict]
+    total: int
+    page: int
+    pages: int
+
+
+def activity(
+    session: Session,
+    org: Organization,
+    *,
+    method: str | None = None,
+    status: str | None = None,
+    path: str | None = None,
+    page: int = 1,
+    page_size: int | None = None,
+) -> ActivityPage:
+    """Audit rows of the organization, newest first. ``status`` is a code ("409") or a class
+    ("4xx"); ``path`` a substring."""
+    page_size = page_size or cfg.get_int("WORKTEAM_ADMIN_PAGE_SIZE")
+    conditions: list[Any] = [AuditEvent.org_id == org.id]
+    if method:
+        conditions.append(AuditEvent.method == method.upper())
+    if status:
+        status = status.strip().lower()
+        if len(status) == 3 and status.endswith("xx") and status[0].isdigit():
+            low = int(status[0]) * 100
+            conditions += [AuditEvent.status >= low, AuditEvent.status < low + 100]
+        elif status.isdigit():
+            conditions.append(AuditEvent.status == int(status))
+        else:
+            raise ActionError("status must be a code like 404 or a class like 4xx")
+    if path:
+        escaped = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(AuditEvent.path.ilike(f"%{escaped}%", escape="\\"))
+    total = session.scalar(select(func.count()).select_from(AuditEvent).where(*conditions)) or 0
+    pages = max(1, -(-total // page_size))
+    page = min(max(1, page), pages)
+    events = session.execute(
+        select(AuditEvent, User.user_name)
+        .outerjoin(
+            User,
+            (User.org_id == AuditEvent.org_id)
+            & (func.cast(User.id, _text()) == AuditEvent.resource_id),
+        )
+        .where(*conditions)
+        .order_by(AuditEvent.created.desc(), AuditEvent.id.desc())
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    ).all()
+    rows = [
+        {
+            "time": event.created.isoformat(),
+            "method": event.method,
+            "path": event.path,
+            "status": event.status,
+            "user_id": event.resource_id,
+            "user": user_name,
+            "token_prefix": event.token_prefix,
+            "duration_ms": event.duration_ms,
+        }
+        for event, user_name in events
+    ]
+    return ActivityPage(rows, total, page, pages)
+
+
+def _text():  # type: ignore[no-untyped-def]
+    from sqlalchemy import Text
+
+    return Text
+
+
+# --- users ---------------------------------------------------------------------------------
+
+
+def users_overview(session: Session, org: Organization, *, limit: int = 200) -> dict[str, Any]:
+    """Manager references that are pending or invalid, seats used, unlicensed users, failed
+    follow-up jobs."""
+    problems = session.execute(
+        select(User.id, User.user_name, User.manager_value, User.manager_state, User.manager_reason)
+        .where(User.org_id == org.id, User.manager_state.in_(("pending", "invalid")))
+        .order_by(User.manager_state.desc(), User.seq)
+        .limit(limit)
+    ).all()
+    problem_count = session.scalar(
+        select(func.count())
+        .select_from(User)
+        .where(User.org_id == org.id, User.manager_state.in_(("pending", "invalid")))
+    )
+    license_counts = dict(
+        session.execute(
+            select(User.license_state, func.count())
+            .where(User.org_id == org.id)
+            .group_by(User.license_state)
+        ).all()
+    )
+    active = session.scalar(
+        select(func.count()).select_from(User).where(User.org_id == org.id, User.active)
+    )
+    unlicensed = session.execute(
+        select(User.id, User.user_name, User.created)
+        .where(User.org_id == org.id, User.license_state == "unlicensed")
+        .order_by(User.seq)
+        .limit(limit)
+    ).all()
+    return {
+        "managers": {
+            "count": problem_count or 0,
+            "rows": [
+                {
+                    "id": str(row.id),
+                    "userName": row.user_name,
+                    "manager": row.manager_value,
+                    "state": row.manager_state,
+                    "reason": row.manager_reason
+                    or (
+                        "the manager does not exist yet"
+                        if row.manager_state == "pending"
+                        else "the reference cannot be resolved"
+                    ),
+                }
+                for row in problems
+            ],
+        },
+        "licenses": {
+            "plan": org.plan,
+            "seats": org.seats,
+            "used": license_counts.get("licensed", 0),
+            "unlicensed": license_counts.get("unlicensed", 0),
+            "active_users": active or 0,
+            "unlicensed_rows": [
+                {"id": str(row.id), "userName": row.user_name, "since": row.created.isoformat()}
+                for row in unlicensed
+            ],
+        },
+        "failed_jobs": failed_jobs(session, org, limit=limit),
+    }
+
+
+def failed_jobs(session: Session, org: Organization, *, limit: int = 200) -> list[dict]:
+    jobs = session.scalars(
+        select(Job)
+        .where(Job.org_id == org.id, Job.state == "failed")
+        .order_by(Job.updated.desc())
+        .limit(limit)
+    ).all()
+    return [
+        {
+            "id": job.id,
+            "kind": job.kind,
+            "subject_id": job.subject_id,
+            "attempts": job.attempts,
+            "error": job.error,
+            "updated": job.updated.isoformat() if job.updated else None,
+        }
+        for job in jobs
+    ]
+
+
+def retry_job(session: Session, org: Organization, job_id: int) -> Job:
+    """Put a failed job of the organization back to pending and publish it."""
+    job = session.scalar(select(Job).where(Job.id == job_id, Job.org_id == org.id))
+    if job is None:
+        raise ActionError(f"no job {job_id} in this organization")
+    if job.state != "failed":
+        raise ActionError(f"job {job_id} is {job.state}, not failed")
+    if job.kind == r.KIND:
+        raise ActionError("start a new re-sync instead of retrying a failed one")
+    job.state, job.attempts, job.error = "pending", 0, None
+    session.commit()
+    _publish([job.id])
+    return job
+
+
+def _publish(job_ids: list[int]) -> None:
+    try:
+        from tasks.outbox import publish
+
+        publish(job_ids)
+    except Exception:  # left pending: the outbox sweep republishes them
+        current_app.logger.warning("publish failed; jobs stay pending for the sweep")
+
+
+# --- re-sync -------------------------------------------------------------------------------
+
+
+def start_resync(
+    session: Session,
+    org: Organization,
+    *,
+    dry_run: bool,
+    export: bytes | None = None,
+    filename: str | None = None,
+    export_id: uuid.UUID | None = None,
+    requested_by: str | None = None,
+) -> Job:
+    """Start the organization's re-sync (refused while one is live); an export is parsed
+    here, so a bad file is refused before any job exists."""
+    if export is not None:
+        try:
+            entries = r.parse_export(export)
+        except (r.ExportError, UnicodeDecodeError) as exc:
+            raise ActionError(f"the export cannot be read: {exc}") from None
+        export_id = r.store_export(session, org.id, entries, filename).id
+    elif export_id is not None:
+        stored = session.get(r.ResyncExport, export_id)
+        if stored is None or stored.org_id != org.id:
+            raise ActionError("that export does not exist")
+    try:
+        job = r.create_job(
+            session, org.id, dry_run=dry_run, export_id=export_id, requested_by=requested_by
+        )
+    except r.ResyncBusy as exc:
+        session.rollback()
+        raise ActionError(f"a re-sync is already in progress (job {exc.job_id})") from None
+    session.commit()
+    from tasks.resync import publish
+
+    publish(job.id)
+    return job
+
+
+def resync_job(session: Session, org: Organization, job_id: int | None = None) -> Job | None:
+    if job_id is None:
+        return r.latest_job(session, org.id)
+    return r.get_job(session, org.id, job_id)
+
+
+def cancel_resync(session: Session, org: Organization, job_id: int | None = None) -> Job:
+    job = r.live_job(session, org.id) if job_id is None else r.get_job(session, org.id, job_id)
+    if job is None:
+        raise ActionError("no re-sync to cancel")
+    if not r.cancel(session, job):
+        raise ActionError(f"re-sync {job.id} is already {job.state}")
+    session.commit()
+    session.refresh(job)
+    return job
