@@ -20,12 +20,15 @@ from sqlalchemy import (
     ColumnElement,
     Numeric,
     String,
+    Text,
     and_,
     cast,
+    column,
     exists,
     false,
     func,
     literal,
+    literal_column,
     not_,
     or_,
     select,
@@ -214,7 +217,7 @@ def _column_compare(path: d.AttrPath, col: Any, node: Compare) -> ColumnElement[
 
 
 def _column_present(col: Any, path: d.AttrPath) -> ColumnElement[bool]:
-    if path.definition.type == "string":
+    if isinstance(col.type, String):
         return and_(col.is_not(None), col != "")
     return col.is_not(None)
 
@@ -259,16 +262,23 @@ def _timestamptz() -> Any:
 
 
 def _json_text(elem: Any) -> Any:
-    return func.jsonb_build_array(elem).op("->>")(0)
+    """The text of a JSONB scalar (``#>> '{}'``): a string without its quotes."""
+    return elem.op("#>>", return_type=Text)(literal_column("'{}'::text[]"))
+
+
+# Constants, not parameters: a bound Python string would be adapted as a JSON *string*.
+_JSON_EMPTY_STRING = literal_column("'\"\"'::jsonb", JSONB)
+_JSON_EMPTY_ARRAY = literal_column("'[]'::jsonb", JSONB)
+_JSON_EMPTY_OBJECT = literal_column("'{}'::jsonb", JSONB)
 
 
 def _json_present(elem: Any) -> ColumnElement[bool]:
     return and_(
         elem.is_not(None),
         func.jsonb_typeof(elem) != "null",
-        elem != type_coerce(literal('""'), JSONB),
-        elem != type_coerce(literal("[]"), JSONB),
-        elem != type_coerce(literal("{}"), JSONB),
+        elem != _JSON_EMPTY_STRING,
+        elem != _JSON_EMPTY_ARRAY,
+        elem != _JSON_EMPTY_OBJECT,
     )
 
 
@@ -283,9 +293,11 @@ def _top_json(model: type, path: d.AttrPath) -> Any:
 def _elements(top: Any) -> Any:
     """Rows of the elements of a multi-valued JSONB attribute (empty if not an array)."""
     arr = func.coalesce(
-        func.jsonb_path_query_array(top, "$[*]"), type_coerce(literal("[]"), JSONB)
+        # lax '$[*]' turns a non-array into a one-element array and NULL stays NULL
+        func.jsonb_path_query_array(top, literal_column("'$[*]'::jsonpath")),
+        _JSON_EMPTY_ARRAY,
     )
-    return func.jsonb_array_elements(arr).table_valued("value").alias("elem")
+    return func.jsonb_array_elements(arr).table_valued(column("value", JSONB)).alias("elem")
 
 
 def _json_path_condition(
@@ -328,6 +340,11 @@ class _Compiler:
     def leaf(self, node: Compare | Present) -> Any:
         path = node.path
         key = _key(path)
+        if isinstance(node, Compare) and node.value is None and key not in self.mapping.special:
+            # `eq null` is "no value present" over ALL values of a multi-valued attribute,
+            # not "some value absent": compile through `pr`.
+            present = self.leaf(Present(path))
+            return not_(func.coalesce(present, false())) if node.op == "eq" else present
         if key in self.mapping.special:
             return self.mapping.special[key](node)
         if key in self.mapping.columns:
@@ -344,7 +361,7 @@ class _Compiler:
             and isinstance(node.value, str)
         ):
             # Indexed (GIN) lookup of any email value; emails are caseExact=false.
-            return User.emails_lower.contains(type_coerce([node.value.lower()], ARRAY(String)))
+            return User.emails_lower.contains(cast([node.value.lower()], ARRAY(Text)))
         if isinstance(node, Present):
             return _json_path_condition(self.model, path, _json_present)
         return _json_path_condition(self.model, path, lambda v: _json_leaf_compare(path, v, node))
@@ -384,7 +401,7 @@ class _Compiler:
                 and part.path.sub_attribute == "value"
                 and isinstance(part.value, str)
             ):
-                return User.emails_lower.contains(type_coerce([part.value.lower()], ARRAY(String)))
+                return User.emails_lower.contains(cast([part.value.lower()], ARRAY(Text)))
         return None
 
 
