@@ -11,20 +11,18 @@ group with ``GET /Users?filter=groups.value eq "<group id>"&startIndex=..&count=
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from flask import current_app
 from sqlalchemy.orm import Session
 
-from models import Organization, memberships, store
+from models import Organization, memberships
 from models.group import Group
 from models.memberships import Member
 from web.scim import definitions as d
-from web.scim import filter as scim_filter
-from web.scim.errors import InvalidPath, InvalidValue
-from web.scim.listing import LIST_RESPONSE, SEARCH_REQUEST, parse_paths, project
-from web.scim.query import compile_filter, sort_key
+from web.scim.errors import InvalidValue
+from web.scim.listing import SEARCH_REQUEST, Query, parse_paths, project, run_query
 from web.scim.schemas import load_resource
 from web.scim.users import base_url, check_lengths
 
@@ -143,67 +141,30 @@ def projection(params: Mapping[str, Any]) -> tuple[list[d.AttrPath], list[d.Attr
 # -------------------------------------------------------------------------------- listing
 
 
-def _int_param(raw: Any, name: str) -> int | None:
-    if raw is None or raw == "":
-        return None
-    if isinstance(raw, bool):
-        raise InvalidValue(f"'{name}' must be an integer")
-    try:
-        return int(raw)
-    except (TypeError, ValueError):
-        raise InvalidValue(f"'{name}' must be an integer, got {raw!r}") from None
-
-
 def query_groups(session: Session, org: Organization, params: Mapping[str, Any]) -> dict:
-    """One list/search request over the organization's groups."""
-    config = current_app.config
-    where = None
-    filter_text = params.get("filter")
-    if filter_text not in (None, ""):
-        if not isinstance(filter_text, str):
-            raise InvalidValue("'filter' must be a string")
-        node = scim_filter.parse(filter_text, GROUP, max_length=config["SCIM_MAX_FILTER_LENGTH"])
-        where = compile_filter(node, GROUP)
-    order: list[Any] = []
+    """One list/search request over the organization's groups: the Users engine
+    (``listing.run_query``: filter, sort, index and cursor pagination, projection); members are
+    read, one bounded query per page, only when the projection returns them."""
     sort_by = params.get("sortBy")
-    if sort_by not in (None, ""):
-        try:
-            sort_path = d.resolve_path(GROUP, str(sort_by))
-        except InvalidPath as exc:
-            raise InvalidValue(f"'sortBy': {exc.detail}") from None
-        if sort_path.attribute == "members":
-            raise InvalidValue("'sortBy': groups cannot be sorted by members")
-        sort_order = str(params.get("sortOrder") or "ascending").lower()
-        if sort_order not in ("ascending", "descending"):
-            raise InvalidValue("'sortOrder' must be 'ascending' or 'descending'")
-        order = sort_key(sort_path, GROUP, sort_order == "descending")
-    start_index = max(_int_param(params.get("startIndex"), "startIndex") or 1, 1)
-    count = _int_param(params.get("count"), "count")
-    count = config["SCIM_DEFAULT_PAGE_SIZE"] if count is None else count
-    count = min(max(count, 0), config["SCIM_MAX_PAGE_SIZE"])
-    attributes, excluded = projection(params)
+    if isinstance(sort_by, str) and sort_by.strip().lower().startswith("members"):
+        raise InvalidValue("'sortBy': groups cannot be sorted by members")
+    cap = current_app.config["SCIM_LIST_MEMBERS_MAX"]
 
-    page = store.search(
-        session, Group, org.id, where, order_by=order, offset=start_index - 1, limit=count
-    )
-    members: dict[Any, list[Member]] = {}
-    if page.rows and wants_members(attributes, excluded):
-        members = memberships.members_of(
-            session, [g.id for g in page.rows], config["SCIM_LIST_MEMBERS_MAX"]
-        )
-    resources = [
-        project(
-            render_group(g, members.get(g.id) if members else None), GROUP, attributes, excluded
-        )
-        for g in page.rows
-    ]
-    return {
-        "schemas": [LIST_RESPONSE],
-        "totalResults": page.total,
-        "itemsPerPage": len(resources),
-        "startIndex": start_index,
-        "Resources": resources,
-    }
+    def render(rows: Sequence[Group], query: Query) -> list[dict]:
+        members: dict[Any, list[Member]] | None = None
+        if rows and wants_members(query.attributes, query.excluded):
+            members = memberships.members_of(session, [g.id for g in rows], cap)
+        return [
+            project(
+                render_group(g, members.get(g.id) if members is not None else None),
+                GROUP,
+                query.attributes,
+                query.excluded,
+            )
+            for g in rows
+        ]
+
+    return run_query(session, org, params, GROUP, Group, render)
 
 
 def search_params(body: dict) -> dict:
