@@ -52,10 +52,11 @@ def find_token(session: Session, org_id: uuid.UUID, raw: str) -> ScimToken | Non
     return token
 
 
-def touch(session: Session, token: ScimToken) -> None:
+def touch(session: Session, token_id: uuid.UUID, last_used: dt.datetime | None) -> None:
+    """Record a use of the token (read with ``last_used``), at most once a minute."""
     now = utcnow()
-    if token.last_used is None or now - token.last_used > LAST_USED_RESOLUTION:
-        session.execute(update(ScimToken).where(ScimToken.id == token.id).values(last_used=now))
+    if last_used is None or now - last_used > LAST_USED_RESOLUTION:
+        session.execute(update(ScimToken).where(ScimToken.id == token_id).values(last_used=now))
 
 
 def current_token(session: Session, org_id: uuid.UUID) -> ScimToken | None:

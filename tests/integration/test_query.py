@@ -280,3 +280,22 @@ def test_discovery_public_when_configured(app_env):
     assert client.get(f"/scim/v2/{uuid.uuid4()}/Schemas").status_code == 200
     assert client.get(f"/scim/v2/{uuid.uuid4()}/Users").status_code == 401
     public.extensions["db.engine"].dispose()
+
+
+def test_root_search_spans_users_and_groups(scim):
+    user = scim.create_user("rooted@example.com", displayName="Team Root")
+    group = scim.post("/Groups", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                                  "displayName": "Team Root"}).get_json()
+    body = {"schemas": [SEARCH], "filter": 'displayName eq "team root"',
+            "excludedAttributes": ["members", "emails"]}
+    found = scim.post("/.search", body).get_json()
+    assert found["totalResults"] == 2
+    assert [r["id"] for r in found["Resources"]] == [user["id"], group["id"]]
+    assert "members" not in found["Resources"][1]
+    second = scim.post("/.search", {**body, "startIndex": 2, "count": 1}).get_json()
+    assert [r["id"] for r in second["Resources"]] == [group["id"]]
+    only_users = scim.post("/.search", {"schemas": [SEARCH],
+                                        "filter": 'userName eq "rooted@example.com"'}).get_json()
+    assert [r["id"] for r in only_users["Resources"]] == [user["id"]]
+    nobody = scim.post("/.search", {"schemas": [SEARCH], "filter": 'nosuch eq "x"'})
+    assert nobody.status_code == 400 and nobody.get_json()["scimType"] == "invalidFilter"

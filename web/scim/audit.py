@@ -42,8 +42,8 @@ def init_app(app: Flask) -> None:
                 # Losing the last audit rows in a crash is acceptable; an fsync per read is not.
                 audit_session.execute(text("SET LOCAL synchronous_commit = off"))
                 audit_session.add(event)
-                if g.get("token") is not None:
-                    touch(audit_session, g.token)
+                if g.get("token_use") is not None:
+                    touch(audit_session, *g.token_use)
                 audit_session.commit()
         except Exception:  # auditing must never turn a served request into an error
             log.warning("audit write failed", exc_info=True)

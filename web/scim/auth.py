@@ -27,7 +27,8 @@ def authenticate(session: Session, org_id: str) -> Organization:
     if token is None:
         raise Unauthorized()
     g.token_prefix = token.prefix
-    g.token = token  # last_used is written with the audit row, after the response
+    # last_used is written with the audit row, after the response
+    g.token_use = (token.id, token.last_used)
     org = session.get(Organization, org_uuid)
     if org is None:  # token rows cascade with their org; defensive only
         raise Unauthorized()

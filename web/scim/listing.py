@@ -285,9 +285,9 @@ def list_users(session: Session, org: Organization, args: Mapping[str, str]) -> 
     return query_users(session, org, args)
 
 
-def search_users(session: Session, org: Organization, body: dict) -> dict:
-    """POST /Users/.search with a SearchRequest body (RFC 7644 §3.4.3)."""
-    lowered = {k.lower(): v for k, v in body.items()}
+def search_params(body: dict) -> dict:
+    """The parameters of a SearchRequest body (RFC 7644 §3.4.3), keys case-insensitive."""
+    lowered = {k.lower(): v for k, v in body.items() if isinstance(k, str)}
     schemas = lowered.get("schemas")
     if not isinstance(schemas, list) or SEARCH_REQUEST.lower() not in {
         str(s).lower() for s in schemas
@@ -295,5 +295,9 @@ def search_users(session: Session, org: Organization, body: dict) -> dict:
         raise InvalidValue(f"'schemas' must be [\"{SEARCH_REQUEST}\"]")
     names = ("filter", "sortBy", "sortOrder", "startIndex", "count", "attributes",
              "excludedAttributes", "cursor")
-    params = {name: lowered.get(name.lower()) for name in names}
-    return query_users(session, org, params)
+    return {name: lowered.get(name.lower()) for name in names}
+
+
+def search_users(session: Session, org: Organization, body: dict) -> dict:
+    """POST /Users/.search with a SearchRequest body (RFC 7644 §3.4.3)."""
+    return query_users(session, org, search_params(body))

@@ -291,8 +291,8 @@ class _Patcher:
             if not isinstance(key, str) or not key.strip():
                 raise InvalidPath(f"Operations[{index}] ({op}): invalid attribute name {key!r}")
             where = f"Operations[{index}] ({op} {key})"
-            if schema is None and key.lower() == "schemas":
-                continue
+            if key.lower() == "schemas":
+                continue  # readOnly, also inside an extension object (scim2-tester sends it)
             if schema is None and key.lower().startswith("urn:"):
                 ext = resolve_schema(self.rtype, key)
                 if ext is not None:

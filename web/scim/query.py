@@ -72,7 +72,6 @@ USER_MAPPING = ResourceMapping(
         (U, "displayName", None): User.display_name,
         (U, "nickName", None): User.nick_name,
         (U, "title", None): User.title,
-        (U, "active", None): User.active,
         (U, "name", "givenName"): User.given_name,
         (U, "name", "familyName"): User.family_name,
         (U, "meta", "created"): User.created,

@@ -44,7 +44,6 @@ def validate_user(data: dict) -> tuple[dict, str | None]:
     attrs = load_resource(USER, data)
     check_lengths(attrs, current_app.config["SCIM_MAX_VALUE_LENGTH"])
     password = attrs.pop("password", None)
-    attrs.setdefault("active", True)  # a user the IdP sends without `active` is active
     attrs.pop("id", None)
     attrs.pop("meta", None)
     _unique_primary(attrs)

@@ -131,10 +131,10 @@ def search_users() -> Response:
 
 @bp.post("/.search")
 def search_all() -> Response:
-    """RFC 7644 §3.4.3 at the root: every resource type the filter can apply to. Users are
-    the only type whose attributes most filters name; a filter on Group attributes is
-    rejected by the User grammar, so the root search answers for Users."""
-    return scim_response(listing.search_users(session(), g.org, json_body()))
+    """RFC 7644 §3.4.3 at the root: every resource type the query applies to."""
+    from web.scim.root_search import search_root
+
+    return scim_response(search_root(session(), g.org, json_body()))
 
 
 def _write_user(user_id: str, make_attrs) -> Response:  # type: ignore[no-untyped-def]
