@@ -1,14 +1,38 @@
 """Which follow-up jobs a user write needs (manager resolution, license check, mail).
 
-Called by the store inside the write's transaction; returns the ids of the jobs it wrote.
-The job kinds and their tasks live in tasks/ (tasks/outbox.py maps kind -> task name).
+Called by the store inside the write's transaction; returns the ids of the jobs it wrote, which
+the caller publishes after commit. Dedup keys are (kind, subject, version): a retried or
+repeated write of the same version writes no second job. The job kinds and their tasks are
+mapped in tasks/outbox.py.
 """
 
 from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from models import managers, memberships
+from models.jobs import (
+    KIND_LICENSE_CHECK,
+    KIND_MANAGERS,
+    KIND_NOTIFY_DEACTIVATED,
+    enqueue,
+)
+from models.organization import Organization
 from models.user import User
+
+# The columns a manager reference can name a user by (besides its id, which never changes).
+ID_LIKE = ("user_name", "external_id", "employee_number")
+
+
+def _job(session: Session, user: User, kind: str, key: str, **payload: object) -> int | None:
+    return enqueue(
+        session,
+        user.org_id,
+        kind,
+        f"{kind}:{user.id}:{key}",
+        subject_id=str(user.id),
+        payload={"user_id": str(user.id), **payload},
+    )
 
 
 def user_written(
@@ -16,4 +40,31 @@ def user_written(
 ) -> list[int]:
     """``event`` is "created", "updated" or "deleted"; ``previous`` the columns before an update
     (None on create). Returns the ids of jobs written."""
-    return []
+    org = session.get(Organization, user.org_id)  # usually in the identity map already
+    paid = org is not None and org.plan == "paid"
+    version = str(user.version)
+    ids: list[int | None] = []
+    if event == "created":
+        # Always: the new user may be the manager that pending references are waiting for.
+        ids.append(_job(session, user, KIND_MANAGERS, version, ids_changed=False))
+        if paid and user.active:
+            ids.append(_job(session, user, KIND_LICENSE_CHECK, version))
+    elif event == "updated":
+        prev = previous or {}
+        ids_changed = any(prev.get(col) != getattr(user, col) for col in ID_LIKE)
+        if ids_changed or prev.get("manager_value") != user.manager_value:
+            ids.append(_job(session, user, KIND_MANAGERS, version, ids_changed=ids_changed))
+        if prev.get("active") != user.active:
+            if paid:
+                ids.append(_job(session, user, KIND_LICENSE_CHECK, version))
+            if not user.active:
+                ids.append(
+                    _job(session, user, KIND_NOTIFY_DEACTIVATED, version, version=user.version)
+                )
+    elif event == "deleted":
+        managers.release_reports(session, user)
+        if paid:
+            ids.append(_job(session, user, KIND_LICENSE_CHECK, "deleted"))
+    # Pending group members naming this user (one indexed EXISTS; a job only if any).
+    ids.extend(memberships.pending_followups(session, user, event=event, previous=previous))
+    return [i for i in ids if i is not None]

@@ -11,6 +11,12 @@ from sqlalchemy.orm import Session
 
 from models.outbox import Job
 
+# Job kinds written by the data layer; tasks/outbox.py maps each to its Celery task.
+KIND_MANAGERS = "managers.resolve"  # subject: a user whose reference or id-like values changed
+KIND_LICENSE_CHECK = "licenses.check"  # subject: the user whose event may change seat use
+KIND_MAIL = "mail.send"  # subject: a mail event key; one job per (event, recipient)
+KIND_NOTIFY_DEACTIVATED = "mail.deactivated"  # fans out to the manager or the org admins
+
 
 def enqueue(
     session: Session,

@@ -1,7 +1,63 @@
-"""Process entry point of the ``celery`` command: ``celery -A tasks.celery_app worker``."""
+"""Process entry point of the ``celery`` command: ``celery -A tasks.celery_app worker``
+(``beat``, ``flower``). Builds the Flask app for settings and the app context tasks run in,
+registers the task modules and the beat schedule."""
 
+from __future__ import annotations
+
+import importlib
+
+from celery.signals import worker_process_init
+
+from tasks import settings
 from web import create_app
 
 flask_app = create_app()
 celery_app = flask_app.extensions["celery"]
 app = celery_app
+
+TASK_MODULES = (
+    "tasks.outbox", "tasks.managers", "tasks.licenses", "tasks.notifications", "tasks.groups",
+)
+for _name in TASK_MODULES:
+    importlib.import_module(_name)
+try:  # the bulk re-sync registers its own tasks when present
+    importlib.import_module("tasks.resync")
+except ImportError:
+    pass
+
+with flask_app.app_context():
+    _queue = settings.queue()
+    _every = {
+        name: settings.get_float(name)
+        for name in (
+            "WORKTEAM_SWEEP_SECONDS",
+            "WORKTEAM_MANAGER_SWEEP_SECONDS",
+            "WORKTEAM_LICENSE_SWEEP_SECONDS",
+        )
+    }
+
+celery_app.conf.task_default_queue = _queue
+celery_app.conf.beat_schedule = {
+    # Republish outbox jobs left pending (broker down at commit, messages lost with a worker).
+    "outbox-sweep": {
+        "task": "tasks.outbox.sweep",
+        "schedule": _every["WORKTEAM_SWEEP_SECONDS"],
+        "options": {"queue": _queue},
+    },
+    "managers-sweep": {
+        "task": "tasks.managers.sweep",
+        "schedule": _every["WORKTEAM_MANAGER_SWEEP_SECONDS"],
+        "options": {"queue": _queue},
+    },
+    "licenses-sweep": {
+        "task": "tasks.licenses.sweep",
+        "schedule": _every["WORKTEAM_LICENSE_SWEEP_SECONDS"],
+        "options": {"queue": _queue},
+    },
+}
+
+
+@worker_process_init.connect
+def _fresh_connections(**_: object) -> None:
+    # A forked pool process must not share the parent's pooled database connections.
+    flask_app.extensions["db.engine"].dispose(close=False)

@@ -1,13 +1,295 @@
-"""Publishing outbox jobs to Celery, and the sweep that republishes what was left pending."""
+"""The outbox bridge: publishing jobs after commit, running a job exactly to completion, and the
+sweep that republishes what was left pending.
+
+A job's task takes the job id as its only argument. ``run_job`` locks the row (SKIP LOCKED: a
+duplicate delivery while the first is running leaves at once), does nothing if the job is not
+pending, runs the handler in the same transaction and marks the job done in it — so the work and
+"done" commit together, and a worker killed midway leaves the job pending for a redelivery (the
+Redis visibility timeout, ``task_reject_on_worker_lost`` or the sweep, whichever comes first).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import os
+import random
+import smtplib
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from celery import Celery, Task, shared_task
+from flask import current_app
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from models.db import utcnow
+from models.jobs import KIND_LICENSE_CHECK, KIND_MAIL, KIND_MANAGERS, KIND_NOTIFY_DEACTIVATED
+from models.outbox import Job
+from tasks import db, settings
 
 log = logging.getLogger("workteam.outbox")
 
+# Job kind -> Celery task name. Readable names: Flower lists tasks by them.
+TASKS: dict[str, str] = {
+    KIND_MANAGERS: "tasks.managers.resolve",
+    KIND_LICENSE_CHECK: "tasks.licenses.check",
+    KIND_MAIL: "tasks.notifications.send",
+    KIND_NOTIFY_DEACTIVATED: "tasks.notifications.deactivated",
+    "groups.resolve_members": "tasks.groups.resolve_members",  # models.memberships.RESOLVE_KIND
+}
+# Kinds with their own scheduler (the re-sync takes over stale runs itself): published, not swept.
+OTHER_TASKS: dict[str, str] = {"resync": "tasks.resync.run"}
 
-def publish(job_ids: list[int]) -> None:
-    """Publish jobs after their transaction committed. A broker failure leaves them pending
-    for the sweep; it never fails the request."""
-    log.debug("publish %s", job_ids)
+# A handler does the job's work in the given session (no commit) and returns the ids of the
+# jobs it wrote, which are published after the commit.
+Handler = Callable[[Session, Job], "list[int] | None"]
+
+_broker_down_until = 0.0
+
+
+class JobRetry(Exception):
+    """What Celery (and so Flower) sees of a transient failure: ids and the error's type only."""
+
+
+class JobFailed(Exception):
+    """What Celery sees of a permanent failure; the full error text is on the job row."""
+
+
+def task_name(kind: str) -> str | None:
+    return TASKS.get(kind) or OTHER_TASKS.get(kind)
+
+
+# ------------------------------------------------------------------------------ publishing
+
+
+def publish(job_ids: Iterable[int]) -> None:
+    """Publish jobs after their transaction committed. A broker failure leaves them pending for
+    the sweep; it never fails the caller, and for a few seconds after one the broker is not
+    tried at all, so requests stay fast while Redis is down."""
+    ids = [int(i) for i in job_ids if i is not None]
+    if not ids:
+        return
+    if time.monotonic() < _broker_down_until:
+        log.info("broker marked down; %d job(s) left for the sweep", len(ids))
+        return
+    with db.session() as session:
+        kinds = list(session.execute(select(Job.id, Job.kind).where(Job.id.in_(ids))))
+    publish_kinds((row.id, row.kind) for row in kinds)
+
+
+def publish_kinds(jobs: Iterable[tuple[int, str]]) -> int:
+    """Send one message per (job id, kind); return how many were sent.
+
+    The sending runs on a small thread pool and is waited for at most PUBLISH_TIMEOUT: the
+    broker client's own reconnect retries (kombu's, then redis-py's) take seconds when Redis
+    is down, and a SCIM request must not wait for them. A send still running after the wait
+    may yet succeed; if not, its jobs stay pending for the sweep."""
+    global _broker_down_until
+    batch = [(job_id, name) for job_id, kind in jobs if (name := _named(job_id, kind))]
+    if not batch or time.monotonic() < _broker_down_until:
+        return 0
+    celery = current_app.extensions["celery"]
+    backoff_s = settings.get_float("WORKTEAM_PUBLISH_BACKOFF_SECONDS")
+    wait = float(current_app.config.get("PUBLISH_TIMEOUT", 0.5))
+    future = _pool().submit(_send_all, celery, settings.queue(), batch, backoff_s)
+    try:
+        return future.result(timeout=wait)
+    except FutureTimeout:
+        _broker_down_until = time.monotonic() + backoff_s
+        log.warning("publish timed out after %.2fs; jobs left pending for the sweep", wait)
+        return 0
+
+
+def _named(job_id: int, kind: str) -> str | None:
+    name = task_name(kind)
+    if name is None:
+        log.error("job %s has unknown kind %r; not published", job_id, kind)
+    return name
+
+
+def _send_all(celery: Celery, queue: str, batch: list[tuple[int, str]], backoff_s: float) -> int:
+    global _broker_down_until
+    sent = 0
+    for job_id, name in batch:
+        try:
+            celery.send_task(name, args=[job_id], queue=queue, retry=False)
+        except Exception as exc:  # any broker error: the job stays pending
+            _broker_down_until = time.monotonic() + backoff_s
+            log.warning("publish failed (%s); jobs left pending for the sweep", type(exc).__name__)
+            break
+        sent += 1
+    else:
+        # A send that outlived the caller's wait but got through: the broker is fine.
+        _broker_down_until = 0.0
+    return sent
+
+
+_executor: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """One small pool per process (a forked worker child makes its own)."""
+    global _executor
+    if _executor is None or _executor[0] != os.getpid():
+        _executor = (os.getpid(), ThreadPoolExecutor(2, thread_name_prefix="outbox-publish"))
+    return _executor[1]
+
+
+def reset_broker_backoff() -> None:
+    global _broker_down_until
+    _broker_down_until = 0.0
+
+
+# --------------------------------------------------------------------------------- running
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Failures worth retrying: the database or the SMTP server is unavailable for now."""
+    if isinstance(exc, sa_exc.DBAPIError):
+        return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError) or bool(
+            exc.connection_invalidated
+        )
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(400 <= code < 500 for code, _ in exc.recipients.values())
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return 400 <= exc.smtp_code < 500
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return True
+    return isinstance(exc, ConnectionError | TimeoutError | OSError) and not isinstance(
+        exc, smtplib.SMTPException
+    )
+
+
+def backoff(attempt: int) -> float:
+    """Exponential backoff with jitter (half fixed, half random) for the ``attempt``-th failure."""
+    base = settings.get_float("WORKTEAM_RETRY_BASE_SECONDS")
+    cap = settings.get_float("WORKTEAM_RETRY_MAX_SECONDS")
+    delay = min(cap, base * 2 ** max(attempt - 1, 0))
+    return delay / 2 + random.uniform(0, delay / 2)
+
+
+def run_job(task: Task, job_id: int, handler: Handler) -> str:
+    """Run ``handler`` for the job once, to completion; see the module docstring."""
+    new_jobs: list[int] = []
+    with db.session() as session:
+        try:
+            job = session.scalar(
+                select(Job).where(Job.id == job_id).with_for_update(skip_locked=True)
+            )
+            if job is None:
+                return "busy"  # being run elsewhere (or gone): nothing to do here
+            if job.state != "pending":
+                return "skipped"
+            new_jobs = list(handler(session, job) or [])
+            now = utcnow()
+            job.state, job.error = "done", None
+            job.attempts += 1
+            job.updated = job.finished_at = now
+            session.commit()
+        except Exception as exc:
+            session.rollback()
+            _failed(task, job_id, exc)
+            raise AssertionError("unreachable") from None
+    publish(new_jobs)
+    return "done"
+
+
+def _failed(task: Task, job_id: int, exc: Exception) -> None:
+    """Record a failure on the job row; retry transient failures with backoff (raises)."""
+    transient = is_transient(exc)
+    error = f"{type(exc).__name__}: {exc}"[:2000]
+    max_attempts = settings.get_int("WORKTEAM_TASK_MAX_ATTEMPTS")
+    state, attempts = "failed", max_attempts
+    try:
+        with db.session() as session:
+            row = session.execute(
+                select(Job.attempts).where(Job.id == job_id).with_for_update()
+            ).first()
+            attempts = (row.attempts if row else 0) + 1
+            state = "pending" if transient and attempts < max_attempts else "failed"
+            delay = backoff(attempts)
+            now = utcnow()
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.state == "pending")
+                .values(
+                    attempts=attempts,
+                    error=error,
+                    state=state,
+                    updated=now,
+                    # The sweep leaves a job alone until its next attempt is due.
+                    published_at=now + dt.timedelta(seconds=delay),
+                    finished_at=now if state == "failed" else None,
+                )
+            )
+            session.commit()
+    except sa_exc.SQLAlchemyError:
+        # The database itself is down: retry on Celery's own count; the sweep is the backstop.
+        delay = backoff(task.request.retries + 1)
+        log.warning("job %s: could not record failure; retrying in %.1fs", job_id, delay)
+        raise task.retry(
+            countdown=delay,
+            exc=JobRetry(f"job {job_id}: {type(exc).__name__}"),
+            queue=settings.queue(),
+            max_retries=None,
+        ) from None
+    if state == "pending":
+        log.warning(
+            "job %s attempt %d failed (%s); retry in %.1fs",
+            job_id, attempts, type(exc).__name__, delay,
+        )
+        raise task.retry(
+            countdown=delay,
+            exc=JobRetry(f"job {job_id} attempt {attempts}: {type(exc).__name__}"),
+            queue=settings.queue(),
+            max_retries=None,
+        ) from None
+    # A permanent failure is a bug or bad data: keep the traceback in the worker's log.
+    log.error(
+        "job %s failed after %d attempt(s): %s", job_id, attempts, type(exc).__name__,
+        exc_info=exc if not transient else None,
+    )
+    raise JobFailed(f"job {job_id} failed: {type(exc).__name__}") from None
+
+
+# ----------------------------------------------------------------------------------- sweep
+
+
+def republish_due(limit: int = 500) -> int:
+    """Republish jobs pending for longer than WORKTEAM_REPUBLISH_AFTER_SECONDS (or whose retry
+    is due); mark them published now so the next sweep leaves them alone for as long."""
+    after = settings.get_float("WORKTEAM_REPUBLISH_AFTER_SECONDS")
+    cutoff = utcnow() - dt.timedelta(seconds=after)
+    with db.session() as session:
+        rows = list(
+            session.execute(
+                select(Job.id, Job.kind)
+                .where(
+                    Job.state == "pending",
+                    Job.kind.in_(list(TASKS)),
+                    func.coalesce(Job.published_at, Job.created) < cutoff,
+                )
+                .order_by(Job.created)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        if not rows:
+            return 0
+        session.execute(
+            update(Job).where(Job.id.in_([r.id for r in rows])).values(published_at=utcnow())
+        )
+        session.commit()
+    reset_broker_backoff()
+    sent = publish_kinds((r.id, r.kind) for r in rows)
+    log.info("sweep republished %d of %d pending job(s)", sent, len(rows))
+    return sent
+
+
+@shared_task(name="tasks.outbox.sweep", ignore_result=True)
+def sweep() -> int:
+    return republish_due()

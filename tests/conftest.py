@@ -22,6 +22,8 @@ from flask.testing import FlaskClient
 
 from models import migrate
 
+pytest_plugins = ["tests.fixtures_worker"]
+
 BASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 RUN_ID = uuid.uuid4().hex[:8]

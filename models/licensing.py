@@ -1,0 +1,136 @@
+"""Seats of a paid organization: which active users hold a license.
+
+``reconcile`` is the one rule, run with the organization's row locked (so two workers never
+hand out more than ``seats``): inactive users give their seat back; free seats go to waiting
+active users, oldest (by creation) first; if seats shrank below the licensed count, the most
+recently licensed give theirs back; everyone active without a seat is ``unlicensed``. An
+overflow episode is open while anyone waits (``seat_overflow_since``). Free plans keep
+``license_state = 'none'``. No commit here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from models.db import utcnow
+from models.organization import Organization
+from models.user import User
+
+
+@dataclass
+class Reconciled:
+    licensed: list[uuid.UUID] = field(default_factory=list)
+    unlicensed: list[uuid.UUID] = field(default_factory=list)
+    waiting: int = 0
+    opened_overflow: dt.datetime | None = None  # start of a new overflow episode
+    seats: int = 0
+    in_use: int = 0
+
+
+def lock_org(session: Session, org_id: uuid.UUID) -> Organization | None:
+    """FOR NO KEY UPDATE: serializes checks, yet does not block the FOR KEY SHARE locks that
+    inserting users and jobs (foreign keys to the organization) take — FOR UPDATE would stall
+    every SCIM write of the organization for the check's length, and deadlock with them."""
+    return session.scalar(
+        select(Organization)
+        .where(Organization.id == org_id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+
+
+def _set(session: Session, ids: list[uuid.UUID], **values: object) -> None:
+    if ids:
+        session.execute(
+            update(User)
+            .where(User.id.in_(ids))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def reconcile(session: Session, org_id: uuid.UUID) -> Reconciled:
+    org = lock_org(session, org_id)
+    result = Reconciled()
+    if org is None or org.plan != "paid":
+        return result
+    in_org = User.org_id == org_id
+    session.execute(
+        update(User)
+        .where(in_org, User.active.is_(False), User.license_state != "none")
+        .values(license_state="none", licensed_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    licensed = (
+        session.scalar(
+            select(func.count()).where(in_org, User.license_state == "licensed")
+        )
+        or 0
+    )
+    free = org.seats - licensed
+    now = utcnow()
+    if free > 0:
+        result.licensed = list(
+            session.scalars(
+                select(User.id)
+                .where(in_org, User.active.is_(True), User.license_state != "licensed")
+                .order_by(User.seq)
+                .limit(free)
+            )
+        )
+        _set(session, result.licensed, license_state="licensed", licensed_at=now)
+    elif free < 0:
+        result.unlicensed = list(
+            session.scalars(
+                select(User.id)
+                .where(in_org, User.license_state == "licensed")
+                .order_by(User.licensed_at.desc(), User.seq.desc())
+                .limit(-free)
+            )
+        )
+        _set(session, result.unlicensed, license_state="unlicensed", licensed_at=None)
+    session.execute(
+        update(User)
+        .where(in_org, User.active.is_(True), User.license_state == "none")
+        .values(license_state="unlicensed")
+        .execution_options(synchronize_session=False)
+    )
+    result.waiting = (
+        session.scalar(select(func.count()).where(in_org, User.license_state == "unlicensed"))
+        or 0
+    )
+    result.seats = org.seats
+    result.in_use = licensed + len(result.licensed) - len(result.unlicensed)
+    if result.waiting and org.seat_overflow_since is None:
+        org.seat_overflow_since = result.opened_overflow = now
+    elif not result.waiting and org.seat_overflow_since is not None:
+        org.seat_overflow_since = None
+    return result
+
+
+def admins(session: Session, org_id: uuid.UUID) -> list[User]:
+    """Active org admins with an email address: who hears about seats and deactivations."""
+    return list(
+        session.scalars(
+            select(User)
+            .where(
+                User.org_id == org_id,
+                User.is_admin.is_(True),
+                User.active.is_(True),
+                User.primary_email.is_not(None),
+            )
+            .order_by(User.seq)
+        )
+    )
+
+
+def states(session: Session, org_id: uuid.UUID, state: str | None = None) -> list[User]:
+    stmt = select(User).where(User.org_id == org_id).order_by(User.seq)
+    if state:
+        stmt = stmt.where(User.license_state == state)
+    return list(session.scalars(stmt))

@@ -1,0 +1,107 @@
+"""License checks: ``tasks.licenses.check(job_id)`` and the periodic reconciliation.
+
+Every create, reactivation, deactivation and delete in a paid organization writes a check job.
+A check locks the organization's row, so checks of one organization run one at a time and
+never license more than its seats (models/licensing.py has the rule). A running check also
+covers every check job of its organization already committed, so it marks them done: under a
+burst of creates most messages find their job done and return at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from celery import Task, shared_task
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from models import licensing
+from models.db import utcnow
+from models.jobs import KIND_LICENSE_CHECK, KIND_MAIL, enqueue
+from models.organization import Organization
+from models.outbox import Job
+from tasks import db, notifications
+from tasks.outbox import publish, run_job
+
+log = logging.getLogger("workteam.licenses")
+
+
+def reconcile_org(session: Session, org_id: uuid.UUID) -> list[int]:
+    """Recompute the organization's licenses now (no commit); write the mail jobs it calls
+    for and return their ids. Used by the check task, the sweep and the re-sync."""
+    result = licensing.reconcile(session, org_id)
+    jobs: list[int | None] = []
+    for user_id in result.licensed:
+        event = f"welcome:{user_id}"  # one welcome per user, ever
+        jobs.append(
+            enqueue(
+                session,
+                org_id,
+                KIND_MAIL,
+                f"{KIND_MAIL}:{event}",
+                subject_id=str(user_id),
+                payload={"template": "welcome", "event": event, "recipient_id": str(user_id),
+                         "user_id": str(user_id)},
+            )
+        )
+    if result.opened_overflow is not None:
+        episode = result.opened_overflow.isoformat()
+        jobs += notifications.to_admins(
+            session, org_id, "overflow", f"overflow:{org_id}:{episode}", {"episode": episode}
+        )
+    if result.licensed or result.unlicensed or result.opened_overflow:
+        log.info(
+            "org %s seats %d in use %d waiting %d (+%d -%d)",
+            org_id, result.seats, result.in_use, result.waiting,
+            len(result.licensed), len(result.unlicensed),
+        )
+    return [j for j in jobs if j is not None]
+
+
+def handle(session: Session, job: Job) -> list[int]:
+    # Other check jobs of this organization committed before this point are covered by this
+    # run (their user changes are visible to the statements below): close them with this one.
+    covered = list(
+        session.scalars(
+            select(Job.id)
+            .where(
+                Job.org_id == job.org_id,
+                Job.kind == KIND_LICENSE_CHECK,
+                Job.state == "pending",
+                Job.id != job.id,
+            )
+            .with_for_update(skip_locked=True)
+        )
+    )
+    jobs = reconcile_org(session, job.org_id)
+    if covered:
+        now = utcnow()
+        session.execute(
+            update(Job)
+            .where(Job.id.in_(covered))
+            .values(state="done", updated=now, finished_at=now, result={"covered_by": job.id})
+        )
+    return jobs
+
+
+@shared_task(name="tasks.licenses.check", bind=True, ignore_result=True)
+def check(self: Task, job_id: int) -> str:
+    return run_job(self, job_id, handle)
+
+
+def reconcile_all() -> int:
+    """Periodic reconciliation of every paid organization (catches anything missed)."""
+    with db.session() as session:
+        org_ids = list(session.scalars(select(Organization.id).where(Organization.plan == "paid")))
+    for org_id in org_ids:
+        with db.session() as session:
+            jobs = reconcile_org(session, org_id)
+            session.commit()
+        publish(jobs)
+    return len(org_ids)
+
+
+@shared_task(name="tasks.licenses.sweep", ignore_result=True)
+def sweep() -> int:
+    return reconcile_all()

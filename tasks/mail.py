@@ -1,0 +1,93 @@
+"""Rendering mail from Jinja2 templates (text and HTML) and sending it with smtplib.
+
+SMTP_URL forms: ``smtp://host:port`` (plain), ``smtp://host:587?starttls=1`` or
+``smtp+starttls://host:587`` (STARTTLS), ``smtps://host:465`` (TLS from the start); optional
+``user:password@`` to log in, and ``?cafile=/path/ca.pem`` to trust a private CA.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import smtplib
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+TEMPLATES = Path(__file__).parent / "templates"
+_env = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=select_autoescape(["html"]),
+    undefined=StrictUndefined,
+    keep_trailing_newline=True,
+)
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    security: str  # plain | starttls | tls
+    username: str | None = None
+    password: str | None = None
+    cafile: str | None = None
+
+
+def parse_smtp_url(url: str) -> SmtpSettings:
+    parts = urlsplit(url)
+    query = {k.lower(): v[-1] for k, v in parse_qs(parts.query).items()}
+    scheme = parts.scheme.lower()
+    if scheme == "smtps":
+        security, port = "tls", 465
+    elif scheme == "smtp+starttls" or query.get("starttls", "").lower() in ("1", "true", "yes"):
+        security, port = "starttls", 587
+    elif scheme == "smtp":
+        security, port = "plain", 25
+    else:
+        raise ValueError(f"SMTP_URL scheme must be smtp, smtp+starttls or smtps, not {scheme!r}")
+    return SmtpSettings(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or port,
+        security=security,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        cafile=query.get("cafile"),
+    )
+
+
+def render(
+    template: str, sender: str, recipient: str, event_key: str, **context: object
+) -> EmailMessage:
+    """The message for ``template`` (``<name>.subject.txt``, ``.txt``, ``.html``). The Message-ID
+    derives from the event key, so a receiver can drop the rare duplicate (see notifications)."""
+    subject = _env.get_template(f"{template}.subject.txt").render(**context).strip()
+    msg = EmailMessage()
+    msg["Subject"] = subject
+    msg["From"] = sender
+    msg["To"] = recipient
+    msg["Date"] = formatdate(localtime=False)
+    digest = hashlib.sha256(event_key.encode()).hexdigest()[:32]
+    msg["Message-ID"] = f"<{digest}@workteam.mail>"
+    msg.set_content(_env.get_template(f"{template}.txt").render(**context))
+    msg.add_alternative(_env.get_template(f"{template}.html").render(**context), subtype="html")
+    return msg
+
+
+def send(msg: EmailMessage, smtp_url: str, timeout: float = 10.0) -> None:
+    cfg = parse_smtp_url(smtp_url)
+    context = ssl.create_default_context(cafile=cfg.cafile)
+    client: smtplib.SMTP
+    if cfg.security == "tls":
+        client = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=timeout, context=context)
+    else:
+        client = smtplib.SMTP(cfg.host, cfg.port, timeout=timeout)
+    with client:
+        if cfg.security == "starttls":
+            client.starttls(context=context)
+        if cfg.username:
+            client.login(cfg.username, cfg.password or "")
+        client.send_message(msg)

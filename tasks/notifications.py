@@ -1,0 +1,177 @@
+"""Notification mail: ``tasks.notifications.send(job_id)`` sends one message for one (event,
+recipient); ``tasks.notifications.deactivated(job_id)`` picks who hears about a deactivation.
+
+Exactly once per event: a ``sent_mail`` row keyed by the event is locked for the send and marked
+sent in the same transaction as the job. The one gap left is a worker dying after the SMTP
+server accepted the message but before that commit; the retry then sends again, with the same
+Message-ID (derived from the event key), which receivers use to drop duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from celery import Task, shared_task
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from models import licensing
+from models.db import utcnow
+from models.jobs import KIND_MAIL, enqueue
+from models.organization import Organization
+from models.outbox import Job, SentMail
+from models.user import User
+from tasks import mail, settings
+from tasks.outbox import run_job
+
+log = logging.getLogger("workteam.mail")
+
+
+def record_dropped(
+    session: Session, org_id: uuid.UUID, event_key: str, template: str, reason: str
+) -> None:
+    session.execute(
+        insert(SentMail)
+        .values(
+            org_id=org_id, event_key=event_key, template=template, recipient="",
+            state="dropped", reason=reason, created=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["event_key"])
+    )
+
+
+def mail_job(
+    session: Session, org_id: uuid.UUID, template: str, event: str, recipient_id: uuid.UUID,
+    **payload: str,
+) -> int | None:
+    return enqueue(
+        session,
+        org_id,
+        KIND_MAIL,
+        f"{KIND_MAIL}:{event}",
+        subject_id=str(recipient_id),
+        payload={"template": template, "event": event, "recipient_id": str(recipient_id),
+                 **payload},
+    )
+
+
+def to_admins(
+    session: Session, org_id: uuid.UUID, template: str, event: str, payload: dict
+) -> list[int]:
+    """One mail job per active org admin for ``event``; none: a dropped record and a warning."""
+    admins = licensing.admins(session, org_id)
+    if not admins:
+        log.warning("org %s has no admin with an email: %s notice dropped", org_id, template)
+        record_dropped(session, org_id, event, template, "the organization has no admin")
+        return []
+    ids = [
+        mail_job(session, org_id, template, f"{event}:{a.id}", a.id, **payload) for a in admins
+    ]
+    return [i for i in ids if i is not None]
+
+
+# -------------------------------------------------------------------------- deactivation
+
+
+def handle_deactivated(session: Session, job: Job) -> list[int]:
+    user_id = uuid.UUID(job.payload["user_id"])
+    event = f"deactivated:{user_id}:{job.payload.get('version')}"
+    user = session.get(User, user_id)
+    if user is None:
+        record_dropped(session, job.org_id, event, "deactivated", "the user was deleted")
+        return []
+    manager = session.get(User, user.manager_id) if user.manager_id else None
+    if manager is not None and manager.active and manager.primary_email:
+        found = mail_job(
+            session, job.org_id, "deactivated", f"{event}:{manager.id}", manager.id,
+            user_id=str(user_id),
+        )
+        return [found] if found else []
+    return to_admins(session, job.org_id, "deactivated", event, {"user_id": str(user_id)})
+
+
+@shared_task(name="tasks.notifications.deactivated", bind=True, ignore_result=True)
+def deactivated(self: Task, job_id: int) -> str:
+    return run_job(self, job_id, handle_deactivated)
+
+
+# ---------------------------------------------------------------------------------- send
+
+
+def _drop_reason(session: Session, template: str, recipient: User | None,
+                 subject: User | None, payload: dict) -> str | None:
+    if recipient is None:
+        return "the recipient was deleted"
+    if not recipient.active:
+        return "the recipient was deactivated"
+    if not recipient.primary_email:
+        return "the recipient has no email address"
+    if template == "deactivated":
+        if subject is None:
+            return "the user was deleted"
+        if subject.active:
+            return "the user was reactivated"
+    return None
+
+
+def _context(session: Session, template: str, org: Organization, recipient: User,
+             subject: User | None) -> dict:
+    context = {
+        "org_name": org.name,
+        "name": recipient.display_name or recipient.given_name or recipient.user_name,
+        "public_url": current_app.config["PUBLIC_URL"],
+    }
+    if template == "overflow":
+        context["seats"] = org.seats
+        context["waiting"] = session.scalar(
+            select(func.count()).where(User.org_id == org.id, User.license_state == "unlicensed")
+        )
+    if subject is not None:
+        context["user_name"] = subject.display_name or subject.user_name
+    return context
+
+
+def handle_send(session: Session, job: Job) -> list[int]:
+    p = job.payload
+    template, event = p["template"], p["event"]
+    session.execute(
+        insert(SentMail)
+        .values(org_id=job.org_id, event_key=event, template=template, recipient="",
+                state="pending", created=utcnow())
+        .on_conflict_do_nothing(index_elements=["event_key"])
+    )
+    record = session.scalar(
+        select(SentMail).where(SentMail.event_key == event).with_for_update()
+    )
+    assert record is not None
+    if record.state != "pending":
+        return []  # sent or dropped before: exactly once
+    recipient = session.get(User, uuid.UUID(p["recipient_id"]))
+    subject = session.get(User, uuid.UUID(p["user_id"])) if p.get("user_id") else None
+    reason = _drop_reason(session, template, recipient, subject, p)
+    if reason is not None:
+        record.state, record.reason = "dropped", reason
+        log.info("mail %s for job %s dropped: %s", template, job.id, reason)
+        return []
+    assert recipient is not None and recipient.primary_email
+    org = session.get(Organization, job.org_id)
+    assert org is not None
+    msg = mail.render(
+        template,
+        current_app.config["MAIL_FROM"],
+        recipient.primary_email,
+        event,
+        **_context(session, template, org, recipient, subject),
+    )
+    mail.send(msg, current_app.config["SMTP_URL"], settings.get_float("WORKTEAM_SMTP_TIMEOUT"))
+    record.state, record.recipient, record.sent_at = "sent", recipient.primary_email, utcnow()
+    log.info("mail %s for job %s sent", template, job.id)
+    return []
+
+
+@shared_task(name="tasks.notifications.send", bind=True, ignore_result=True)
+def send(self: Task, job_id: int) -> str:
+    return run_job(self, job_id, handle_send)

@@ -1,0 +1,49 @@
+"""Worker-side settings. Each is read from the Flask app's config when the app defines it (tests
+pass it there), else from the environment, else the default below. ``WORKTEAM_*`` names are
+documented in .env.example."""
+
+from __future__ import annotations
+
+import os
+
+from flask import current_app, has_app_context
+
+DEFAULTS: dict[str, str] = {
+    # Celery queue for every task of this deployment (tests use one queue per run).
+    "WORKTEAM_CELERY_QUEUE": "default",
+    # A failing job is tried this many times in all before it is `failed`.
+    "WORKTEAM_TASK_MAX_ATTEMPTS": "8",
+    # Backoff for transient failures: base * 2**(attempt-1), capped, with full jitter.
+    "WORKTEAM_RETRY_BASE_SECONDS": "10",
+    "WORKTEAM_RETRY_MAX_SECONDS": "900",
+    # The outbox sweep runs this often and republishes jobs pending for longer than
+    # REPUBLISH_AFTER (broker down at commit, message lost with its worker).
+    "WORKTEAM_SWEEP_SECONDS": "30",
+    "WORKTEAM_REPUBLISH_AFTER_SECONDS": "120",
+    # Periodic catch-all passes over pending manager references and seat assignments.
+    "WORKTEAM_MANAGER_SWEEP_SECONDS": "300",
+    "WORKTEAM_LICENSE_SWEEP_SECONDS": "600",
+    # After a failed publish, web processes skip the broker for this long (jobs stay pending).
+    "WORKTEAM_PUBLISH_BACKOFF_SECONDS": "5",
+    "WORKTEAM_SMTP_TIMEOUT": "10",
+}
+
+
+def get(name: str) -> str:
+    if has_app_context():
+        value = current_app.config.get(name)
+        if value not in (None, ""):
+            return str(value)
+    return os.environ.get(name) or DEFAULTS[name]
+
+
+def get_float(name: str) -> float:
+    return float(get(name))
+
+
+def get_int(name: str) -> int:
+    return int(get(name))
+
+
+def queue() -> str:
+    return get("WORKTEAM_CELERY_QUEUE")

@@ -1,0 +1,105 @@
+"""Notification mail through aiosmtpd: deactivation notices, exactly once per event, retried
+while SMTP is down, dropped with a reason when its user went away first."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import ScimClient, make_org
+from tests.fixtures_worker import wait_until
+from tests.integration.worker_helpers import (
+    all_jobs_settled,
+    jobs_of,
+    mails_of,
+    make_admin,
+    person,
+    set_active,
+)
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+def org_scim(app, seats: int = 10) -> ScimClient:
+    return ScimClient(app.test_client(), make_org(app, seats=seats))
+
+
+def test_deactivation_notice_goes_to_the_manager(worker_app, smtp_server) -> None:
+    scim = org_scim(worker_app)
+    boss = person(scim, "boss", displayName="Boss")
+    emp = person(scim, "emp", manager=boss["id"], displayName="Emp Loyee")
+    wait_until(lambda: all_jobs_settled(worker_app, scim.org.id))
+    set_active(scim, emp["id"], False)
+    got = wait_until(lambda: [m for m in smtp_server.to(boss["userName"])
+                              if "deactivated" in m.subject])
+    assert len(got) == 1 and got[0].subject == "Emp Loyee was deactivated in Workteam"
+    assert "Emp Loyee was deactivated" in got[0].text()
+
+
+def test_deactivation_notice_without_manager_goes_to_admins(worker_app, smtp_server) -> None:
+    scim = org_scim(worker_app)
+    admins = [person(scim, "admin"), person(scim, "admin")]
+    for a in admins:
+        make_admin(worker_app, a["id"])
+    emp = person(scim, "emp")
+    set_active(scim, emp["id"], False)
+    for a in admins:
+        wait_until(lambda a=a: [m for m in smtp_server.to(a["userName"])
+                                if "deactivated" in m.subject])
+    wait_until(lambda: all_jobs_settled(worker_app, scim.org.id))
+    assert len([m for m in smtp_server.to(admins[0]["userName"])
+                if "deactivated" in m.subject]) == 1
+
+
+def test_smtp_down_then_up_mail_arrives_once(worker_app, smtp_server) -> None:
+    scim = org_scim(worker_app)
+    smtp_server.stop()
+    try:
+        user = person(scim, "welcome")
+        job = wait_until(lambda: [j for j in jobs_of(worker_app, scim.org.id, "mail.send")
+                                  if j.attempts >= 2], timeout=30)[0]
+        assert job.state == "pending" and "Connection" in (job.error or "")
+    finally:
+        smtp_server.start()
+    wait_until(lambda: smtp_server.to(user["userName"]), timeout=30)
+    wait_until(lambda: all_jobs_settled(worker_app, scim.org.id))
+    assert len(smtp_server.to(user["userName"])) == 1
+    [sent] = [m for m in mails_of(worker_app, scim.org.id) if m.template == "welcome"]
+    assert sent.state == "sent" and sent.recipient == user["userName"]
+
+
+def test_welcome_dropped_when_user_deleted_first(worker_app, smtp_server) -> None:
+    scim = org_scim(worker_app)
+    smtp_server.hold_rcpt.clear()
+    smtp_server.stop()  # keep the welcome mail waiting
+    try:
+        user = person(scim, "gone")
+        wait_until(lambda: [j for j in jobs_of(worker_app, scim.org.id, "mail.send")
+                            if j.attempts >= 1])
+        assert scim.delete(f"/Users/{user['id']}").status_code == 204
+    finally:
+        smtp_server.start()
+    wait_until(lambda: all_jobs_settled(worker_app, scim.org.id), timeout=30)
+    [record] = [m for m in mails_of(worker_app, scim.org.id) if m.template == "welcome"]
+    assert record.state == "dropped" and record.reason == "the recipient was deleted"
+    assert smtp_server.to(user["userName"]) == []
+
+
+def test_render_and_smtp_url_forms() -> None:
+    from tasks.mail import parse_smtp_url, render
+
+    assert parse_smtp_url("smtp://127.0.0.1:2525").security == "plain"
+    s = parse_smtp_url("smtp+starttls://u%40x:p%3Aw@mail.example:2587")
+    assert (s.security, s.host, s.port, s.username, s.password) == (
+        "starttls", "mail.example", 2587, "u@x", "p:w"
+    )
+    assert parse_smtp_url("smtp://mail.example?starttls=1").port == 587
+    assert parse_smtp_url("smtps://mail.example").security == "tls"
+    assert parse_smtp_url("smtps://mail.example").port == 465
+    with pytest.raises(ValueError):
+        parse_smtp_url("http://mail.example")
+    msg = render("deactivated", "W <w@x>", "a@x", "ev:1", org_name="<Org>", name="A",
+                 public_url="http://x", user_name="<b>")
+    html = next(p for p in msg.walk() if p.get_content_type() == "text/html")
+    assert "&lt;b&gt;" in html.get_payload(decode=True).decode()  # HTML is escaped
+    assert msg["Message-ID"] == render("deactivated", "W <w@x>", "a@x", "ev:1", org_name="O",
+                                       name="A", public_url="u", user_name="b")["Message-ID"]
