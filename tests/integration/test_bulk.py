@@ -238,3 +238,35 @@ def test_bulk_writes_the_same_follow_up_jobs_as_single_requests(scim, app):
         def kinds(user_id):
             return sorted(session.scalars(select(Job.kind).where(Job.subject_id == user_id)))
         assert kinds(bulk_id) == kinds(single["id"])
+
+
+def test_unbreakable_cycle_is_409(scim):
+    """Two users naming each other as manager by bulkId: no Group POST to break the cycle."""
+    ent = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    r = bulk(scim, [
+        {"method": "POST", "path": "/Users", "bulkId": "a",
+         "data": {"schemas": [USER, ent], "userName": "cyc-a@example.com",
+                  ent: {"manager": {"value": "bulkId:b"}}}},
+        {"method": "POST", "path": "/Users", "bulkId": "b",
+         "data": {"schemas": [USER, ent], "userName": "cyc-b@example.com",
+                  ent: {"manager": {"value": "bulkId:a"}}}},
+    ])
+    ops = r.get_json()["Operations"]
+    assert [o["status"] for o in ops] == ["409", "409"]
+    assert "circular" in ops[0]["response"]["detail"]
+
+
+def test_bulk_id_in_a_user_manager_reference(scim):
+    ent = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    r = bulk(scim, [
+        {"method": "POST", "path": "/Users", "bulkId": "emp",
+         "data": {"schemas": [USER, ent], "userName": "emp@example.com",
+                  ent: {"manager": {"value": "bulkId:boss"}}}},
+        {"method": "POST", "path": "/Users", "bulkId": "boss",
+         "data": {"schemas": [USER], "userName": "boss@example.com"}},
+    ])
+    ops = r.get_json()["Operations"]
+    assert [o["status"] for o in ops] == ["201", "201"]
+    boss_id = ops[1]["location"].rsplit("/", 1)[1]
+    emp = scim.get(ops[0]["location"].replace(scim.org.base_url, "")).get_json()
+    assert emp[ent]["manager"]["value"] == boss_id

@@ -255,3 +255,17 @@ def test_members_cap_on_single_get(scim, app):
     page = scim.get(f"/Users?{query}").get_json()
     assert page["totalResults"] == 5
     assert [u["id"] for u in page["Resources"]] == users[3:]
+
+
+def test_cursor_pagination_of_groups(scim):
+    names = [f"cur-{i}" for i in range(5)]
+    for n in names:
+        new_group(scim, n)
+    seen, cursor = [], ""
+    for _ in range(5):
+        body = scim.get(f"/Groups?cursor={cursor}&count=2&excludedAttributes=members").get_json()
+        seen += [g["displayName"] for g in body["Resources"]]
+        cursor = body.get("nextCursor")
+        if not cursor:
+            break
+    assert seen == names
