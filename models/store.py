@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -86,8 +86,8 @@ def create_user(
         user.manager_state = "pending"
     session.add(user)
     try:
-        with session.begin_nested():
-            session.flush()
+        # No savepoint: a failed create fails the request, whose transaction is rolled back.
+        session.flush()
     except IntegrityError as exc:
         if _is_unique_violation(exc):
             raise DuplicateError(f"userName '{attrs['userName']}' is already taken") from None
@@ -160,8 +160,7 @@ def replace_user(
         .execution_options(synchronize_session=False)
     )
     try:
-        with session.begin_nested():
-            new_version = session.scalar(stmt)
+        new_version = session.scalar(stmt)
     except IntegrityError as exc:
         if _is_unique_violation(exc):
             raise DuplicateError(f"userName '{attrs['userName']}' is already taken") from None
@@ -211,21 +210,28 @@ def search(
     if where is not None:
         conditions.append(where)
     total = 0
-    if with_total:
-        total = session.scalar(select(func.count()).select_from(model).where(*conditions)) or 0
     rows: Sequence[Any] = []
     more = False
     if limit > 0:
-        stmt = select(model).where(*conditions)
+        # The total rides along as a window count: one round trip for the page and the total.
+        stmt = select(model, func.count().over() if with_total else literal(0)).where(
+            *conditions
+        )
         if before_seq is not None:
             stmt = stmt.where(model.seq < before_seq).order_by(model.seq.desc())
         else:
             if after_seq is not None:
                 stmt = stmt.where(model.seq > after_seq)
             stmt = stmt.order_by(*order_by, model.seq).offset(offset)
-        fetched = session.scalars(stmt.limit(limit + 1)).all()
+        fetched = session.execute(stmt.limit(limit + 1)).all()
         more = len(fetched) > limit
-        rows = fetched[:limit]
+        rows = [row[0] for row in fetched[:limit]]
         if before_seq is not None:
             rows = list(reversed(rows))
-    return Page(rows, total, more)
+        if fetched:
+            total = fetched[0][1]
+            if after_seq is not None or before_seq is not None:
+                total = None  # counted within the keyset window only: recount below
+    if with_total and (limit <= 0 or not rows or total is None):
+        total = session.scalar(select(func.count()).select_from(model).where(*conditions)) or 0
+    return Page(rows, total or 0, more)

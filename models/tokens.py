@@ -41,15 +41,23 @@ def issue_token(
     return raw, token
 
 
-def find_token(session: Session, org_id: uuid.UUID, raw: str) -> ScimToken | None:
-    """The live token of ``org_id`` whose hash matches, or None. Lookup by hash: the secret is
-    never compared byte by byte, so response time says nothing about it."""
-    token = session.scalar(select(ScimToken).where(ScimToken.token_hash == hash_token(raw)))
-    if token is None or token.org_id != org_id:
+def find_token(
+    session: Session, org_id: uuid.UUID, raw: str
+) -> tuple[ScimToken, Organization] | None:
+    """The live token of ``org_id`` whose hash matches, with its organization (one query), or
+    None. Lookup by hash: the secret is never compared byte by byte, so response time says
+    nothing about it."""
+    row = session.execute(
+        select(ScimToken, Organization)
+        .join(Organization, Organization.id == ScimToken.org_id)
+        .where(ScimToken.token_hash == hash_token(raw), ScimToken.org_id == org_id)
+    ).first()
+    if row is None:
         return None
+    token, org = row
     if token.revoked_at is not None and token.revoked_at <= utcnow():
         return None
-    return token
+    return token, org
 
 
 def touch(session: Session, token_id: uuid.UUID, last_used: dt.datetime | None) -> None:

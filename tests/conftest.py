@@ -42,6 +42,9 @@ TEST_ENV = {
     "WORKTEAM_PASSWORD_HASH_MEMORY_KIB": "1024",
     "WORKTEAM_PASSWORD_HASH_TIME_COST": "1",
     "WORKTEAM_PUBLISH_TIMEOUT": "0.3",
+    # Audit rows written synchronously, so tests can read them at once; the buffered writer
+    # has its own test (tests/integration/test_audit.py).
+    "WORKTEAM_AUDIT_FLUSH_SECONDS": "0",
 }
 
 

@@ -31,6 +31,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw in (None, ""):
@@ -74,9 +84,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> dict:
         "SCIM_BULK_SUPPORTED": _bool(env, "WORKTEAM_BULK_SUPPORTED", True),
         "SCIM_BULK_MAX_OPERATIONS": _int(env, "WORKTEAM_BULK_MAX_OPERATIONS", 1000),
         "SCIM_BULK_MAX_PAYLOAD": _int(env, "WORKTEAM_BULK_MAX_PAYLOAD_BYTES", 1_048_576),
+        "AUDIT_FLUSH_SECONDS": float(env.get("WORKTEAM_AUDIT_FLUSH_SECONDS", "0.5")),
+        "SCIM_CURSOR_TIMEOUT": _int(env, "WORKTEAM_CURSOR_TIMEOUT", 3600),
         "SCIM_DISCOVERY_PUBLIC": _bool(env, "WORKTEAM_DISCOVERY_PUBLIC", False),
         "DB_POOL_SIZE": _int(env, "WORKTEAM_DB_POOL_SIZE", 5),
         "PUBLISH_TIMEOUT": float(env.get("WORKTEAM_PUBLISH_TIMEOUT", "0.5")),
         "PASSWORD_HASH_MEMORY_KIB": _int(env, "WORKTEAM_PASSWORD_HASH_MEMORY_KIB", 19_456),
         "PASSWORD_HASH_TIME_COST": _int(env, "WORKTEAM_PASSWORD_HASH_TIME_COST", 2),
+        # Per-token SCIM rate limit (requests/s, 0 = off) and burst (seconds of that rate);
+        # an organization's rate_limit overrides the rate. Entra sends up to 25/s per tenant.
+        "RATE_LIMIT": _float(env, "WORKTEAM_RATE_LIMIT", 50.0),
+        "RATE_BURST_SECONDS": _float(env, "WORKTEAM_RATE_BURST_SECONDS", 2.0),
+        "RATE_LIMIT_REDIS_URL": env.get("WORKTEAM_RATE_LIMIT_REDIS_URL") or env["REDIS_URL"],
+        # /metrics: a bearer token operators' Prometheus sends (empty: open, for a private
+        # network), and how long the database gauges are cached between scrapes.
+        "METRICS_TOKEN": env.get("WORKTEAM_METRICS_TOKEN", ""),
+        "METRICS_DB_CACHE_SECONDS": _float(env, "WORKTEAM_METRICS_DB_CACHE_SECONDS", 10.0),
     }

@@ -23,15 +23,13 @@ def authenticate(session: Session, org_id: str) -> Organization:
         org_uuid = uuid.UUID(org_id)
     except ValueError:
         raise Unauthorized() from None
-    token = find_token(session, org_uuid, raw)
-    if token is None:
+    found = find_token(session, org_uuid, raw)
+    if found is None:
         raise Unauthorized()
+    token, org = found
     g.token_prefix = token.prefix
     # last_used is written with the audit row, after the response
     g.token_use = (token.id, token.last_used)
-    org = session.get(Organization, org_uuid)
-    if org is None:  # token rows cascade with their org; defensive only
-        raise Unauthorized()
     if org.plan != "paid":
         raise Forbidden("SCIM provisioning requires a paid plan")
     if not org.scim_enabled:
