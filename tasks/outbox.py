@@ -259,10 +259,11 @@ def _failed(task: Task, job_id: int, exc: Exception) -> None:
 # ----------------------------------------------------------------------------------- sweep
 
 
-def republish_due(limit: int = 500) -> int:
+def republish_due(limit: int = 500, after: float | None = None) -> int:
     """Republish jobs pending for longer than WORKTEAM_REPUBLISH_AFTER_SECONDS (or whose retry
     is due); mark them published now so the next sweep leaves them alone for as long."""
-    after = settings.get_float("WORKTEAM_REPUBLISH_AFTER_SECONDS")
+    if after is None:
+        after = settings.get_float("WORKTEAM_REPUBLISH_AFTER_SECONDS")
     cutoff = utcnow() - dt.timedelta(seconds=after)
     with db.session() as session:
         rows = list(

@@ -97,6 +97,7 @@ class MailSink:
     messages: list[Received] = field(default_factory=list)
     hold_rcpt: threading.Event = field(default_factory=threading.Event)
     rcpt_held: threading.Event = field(default_factory=threading.Event)
+    reject: set[str] = field(default_factory=set)  # addresses refused with 550 (permanent)
     controller: Controller | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -108,6 +109,8 @@ class MailSink:
         while self.hold_rcpt.is_set():
             self.rcpt_held.set()
             await asyncio.sleep(0.02)
+        if address.lower() in self.reject:
+            return "550 5.1.1 No such mailbox here"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -154,14 +157,18 @@ def worker_env(database_url: str, smtp_server: MailSink) -> dict[str, str]:
     return {**TEST_ENV, **WORKER_SETTINGS, "SMTP_URL": smtp_server.url}
 
 
+def make_worker_app(env: dict[str, str]) -> Flask:
+    """An app publishing with ``env``'s settings (broker, queue) — the web side of a test."""
+    from web import create_app
+
+    settings = {k: v for k, v in env.items() if k.startswith("WORKTEAM_")}
+    return create_app({"ENV_OVERRIDES": env, "TESTING": True, **settings})
+
+
 @pytest.fixture(scope="session")
 def worker_app(worker_env: dict[str, str]) -> Iterator[Flask]:
     """The app of worker tests: SMTP at the test server, this run's queue."""
-    from web import create_app
-
-    application = create_app(
-        {"ENV_OVERRIDES": worker_env, "TESTING": True, **WORKER_SETTINGS}
-    )
+    application = make_worker_app(worker_env)
     yield application
     application.extensions["db.engine"].dispose()
 
