@@ -68,7 +68,10 @@ def get_group(
         raise NotFoundError(f"Group {group_id} not found") from None
     stmt = select(Group).where(Group.id == gid, Group.org_id == org_id)
     if for_update:
-        stmt = stmt.with_for_update()
+        # FOR NO KEY UPDATE: serialises writers of this group, yet does not block the KEY SHARE
+        # lock another group's membership insert takes when it names this group as a member
+        # (two groups adding each other would otherwise deadlock).
+        stmt = stmt.with_for_update(key_share=True)
     group = session.scalar(stmt.execution_options(populate_existing=True))
     if group is None:
         raise NotFoundError(f"Group {group_id} not found")
