@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
 import time
@@ -13,8 +14,13 @@ from pythonjsonlogger.json import JsonFormatter
 REQUEST_ID_HEADER = "X-Request-Id"
 
 
+# The Celery task being run by this worker process (task id, name, job id), if any.
+_task: contextvars.ContextVar[dict | None] = contextvars.ContextVar("workteam_task", default=None)
+
+
 class _ContextFilter(logging.Filter):
-    """Adds request id and organization of the current request, if any, to each record."""
+    """Adds request id and organization of the current request, or task id, task name and job
+    id of the current Celery task, to each record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         from flask import has_request_context
@@ -22,7 +28,33 @@ class _ContextFilter(logging.Filter):
         if has_request_context():
             record.request_id = getattr(g, "request_id", None)
             record.org_id = str(g.org_id) if getattr(g, "org_id", None) else None
+        task = _task.get()
+        if task:
+            for key, value in task.items():
+                setattr(record, key, value)
         return True
+
+
+def init_celery_logging() -> None:
+    """Celery worker and beat log through the same JSON handler (Celery's own logging setup is
+    skipped), each line of a task with its task id, task name and job id. Tasks take the
+    outbox job id as their first argument (tasks/outbox.py); other arguments are not logged."""
+    from celery import signals
+
+    def _setup(**_: object) -> None:
+        configure_logging()
+
+    def _prerun(task_id=None, task=None, args=None, **_: object) -> None:  # type: ignore[no-untyped-def]
+        job_id = args[0] if args and isinstance(args[0], int) else None
+        _task.set({"task_id": task_id, "task": getattr(task, "name", None), "job_id": job_id})
+
+    def _postrun(**_: object) -> None:
+        _task.set(None)
+
+    # weak=False: the receivers are local functions; dispatch_uid: once per process.
+    signals.setup_logging.connect(_setup, weak=False, dispatch_uid="workteam.logs.setup")
+    signals.task_prerun.connect(_prerun, weak=False, dispatch_uid="workteam.logs.prerun")
+    signals.task_postrun.connect(_postrun, weak=False, dispatch_uid="workteam.logs.postrun")
 
 
 def configure_logging(level: int = logging.INFO) -> None:
@@ -44,6 +76,7 @@ log = logging.getLogger("workteam.request")
 
 def init_app(app: Flask) -> None:
     configure_logging()
+    init_celery_logging()  # harmless in web processes: these signals fire only in Celery
 
     @app.before_request
     def _start() -> None:

@@ -37,4 +37,7 @@ def readyz():  # type: ignore[no-untyped-def]
 
 
 def init_app(app: Flask) -> None:
+    from web import metrics
+
     app.register_blueprint(bp)
+    metrics.init_app(app)  # /metrics, and a counter and histogram on every request

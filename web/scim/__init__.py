@@ -31,9 +31,14 @@ def _render(error: ScimError):  # type: ignore[no-untyped-def]
 
 def init_scim(app: Flask) -> None:
     # bulk_views and group_views add their routes to the same blueprint.
+    from web import ratelimit
     from web.scim import audit, bulk_views, group_views  # noqa: F401
     from web.scim.views import bp
 
+    # After the blueprint's authentication hook, so the limit is per token; once per process
+    # (a blueprint cannot take new hooks after its first registration).
+    if ratelimit.check not in bp.before_request_funcs.get(None, []):
+        bp.before_request(ratelimit.check)
     app.register_blueprint(bp)
     audit.init_app(app)
 
@@ -61,12 +66,27 @@ def init_scim(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):  # type: ignore[no-untyped-def]
         _rollback()
+        from web.scim.errors import InvalidValue, Unavailable
+
+        if _is_refused_value(error):
+            # SQLSTATE class 22: a value the database cannot store (out of range, bad text).
+            # The client's fault, not ours; the database's message may quote the value: not
+            # logged, not returned.
+            log.warning("value refused by the database (%s)", type(error).__name__)
+            return _render(InvalidValue("A value in the request cannot be stored"))
         log.exception("unexpected error", extra={"path": request.path})
-        from web.scim.errors import Unavailable
 
         if _is_database_unavailable(error):
             return _render(Unavailable("The service is temporarily unavailable; retry later"))
         return _render(InternalError("Internal server error"))
+
+
+def _is_refused_value(error: Exception) -> bool:
+    from sqlalchemy.exc import DataError
+
+    return isinstance(error, DataError) or isinstance(
+        getattr(error, "orig", None) or error, UnicodeEncodeError
+    )
 
 
 def _is_database_unavailable(error: Exception) -> bool:

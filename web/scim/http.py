@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 from flask import Response, current_app, request
@@ -23,19 +25,38 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
     return out
 
 
-def _depth(value: Any, limit: int) -> int:
+# PostgreSQL text cannot hold NUL, and a lone surrogate (valid as a JSON escape) is not Unicode:
+# both are refused here with a SCIM error instead of failing in the database.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _check_shape(value: Any, limit: int) -> None:
+    """Refuse nesting deeper than ``limit`` and strings (keys too) that cannot be stored."""
     stack = [(value, 1)]
-    deepest = 0
     while stack:
         item, depth = stack.pop()
-        deepest = max(deepest, depth)
         if depth > limit:
-            return depth
+            raise InvalidValue(f"Request body is nested deeper than {limit} levels")
         if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
+            for key, child in item.items():
+                if _UNSTORABLE.search(key):
+                    raise InvalidValue("Attribute names may not contain NUL or lone surrogates")
+                stack.append((child, depth + 1))
         elif isinstance(item, list):
             stack.extend((v, depth + 1) for v in item)
-    return deepest
+        elif isinstance(item, str) and _UNSTORABLE.search(item):
+            raise InvalidValue("Strings may not contain NUL characters or lone surrogates")
+
+
+def _no_constant(name: str) -> Any:
+    raise InvalidSyntax(f"{name} is not JSON")  # Python's json accepts NaN and Infinity
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):
+        raise InvalidValue(f"Number {text[:40]} is out of range")
+    return number
 
 
 def json_body() -> dict:
@@ -48,15 +69,19 @@ def json_body() -> dict:
     raw = request.get_data(cache=True)  # over MAX_CONTENT_LENGTH: werkzeug raises 413
     try:
         text = raw.decode("utf-8")
-        body = json.loads(text, object_pairs_hook=_no_duplicate_keys)
-    except InvalidSyntax:
+        body = json.loads(
+            text,
+            object_pairs_hook=_no_duplicate_keys,
+            parse_constant=_no_constant,
+            parse_float=_finite_float,
+        )
+    except (InvalidSyntax, InvalidValue):
         raise
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise InvalidSyntax("Request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise InvalidSyntax("Request body must be a JSON object")
-    if _depth(body, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
-        raise InvalidValue(f"Request body is nested deeper than {MAX_JSON_DEPTH} levels")
+    _check_shape(body, MAX_JSON_DEPTH)
     return body
 
 

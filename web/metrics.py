@@ -1,0 +1,159 @@
+"""Prometheus metrics: per-request counters and latency, and database gauges at scrape time.
+
+Several gunicorn workers: set PROMETHEUS_MULTIPROC_DIR (an empty directory, emptied at each
+deploy) in the environment before gunicorn starts; each worker then writes its counters there
+and /metrics, served by any worker, adds up every worker's files. Without it (one process, or
+tests) the process's own registry is served.
+
+State that lives in the database (outbox backlog, failed jobs, license and manager states) is
+not tracked per process: a collector counts it with a few GROUP BY queries when scraped, cached
+for a few seconds so that several Prometheus servers do not multiply the load.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import threading
+import time
+
+from flask import Flask, Response, current_app, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy import text
+
+log = logging.getLogger("workteam.metrics")
+
+REQUESTS = Counter(
+    "workteam_http_requests",
+    "HTTP requests answered, by route template, method, status and organization",
+    ["route", "method", "status", "org"],
+)
+LATENCY = Histogram(
+    "workteam_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route template and method",
+    ["route", "method"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+_QUERIES = {
+    "jobs": "SELECT kind, state, count(*) FROM jobs "
+    "WHERE state IN ('pending', 'running', 'failed') GROUP BY kind, state",
+    "oldest": "SELECT coalesce(extract(epoch FROM now() - min(created)), 0) FROM jobs "
+    "WHERE state = 'pending'",
+    "license": "SELECT license_state, count(*) FROM users GROUP BY license_state",
+    "manager": "SELECT manager_state, count(*) FROM users GROUP BY manager_state",
+}
+
+
+class DatabaseCollector:
+    """Gauges counted in PostgreSQL when scraped (all organizations together)."""
+
+    def __init__(self, engine, cache_seconds: float) -> None:  # type: ignore[no-untyped-def]
+        self.engine = engine
+        self.cache_seconds = cache_seconds
+        self._lock = threading.Lock()
+        self._cached: tuple[float, dict] | None = None
+
+    def _counts(self) -> dict:
+        with self._lock:
+            now = time.monotonic()
+            if self._cached and now - self._cached[0] < self.cache_seconds:
+                return self._cached[1]
+            with self.engine.connect() as conn:
+                conn.execute(text("SET LOCAL statement_timeout = 2000"))
+                counts = {
+                    "jobs": [tuple(r) for r in conn.execute(text(_QUERIES["jobs"]))],
+                    "oldest": float(conn.execute(text(_QUERIES["oldest"])).scalar() or 0),
+                    "license": [tuple(r) for r in conn.execute(text(_QUERIES["license"]))],
+                    "manager": [tuple(r) for r in conn.execute(text(_QUERIES["manager"]))],
+                }
+                conn.rollback()
+            self._cached = (now, counts)
+            return counts
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        up = GaugeMetricFamily(
+            "workteam_metrics_database_up", "1 if the database gauges below could be counted"
+        )
+        try:
+            counts = self._counts()
+        except Exception as exc:  # a scrape must answer even with the database away
+            log.warning("metrics: database gauges unavailable (%s)", type(exc).__name__)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        jobs = GaugeMetricFamily(
+            "workteam_jobs",
+            "Outbox jobs not done, by kind and state (pending = backlog, failed = gave up)",
+            labels=["kind", "state"],
+        )
+        for kind, state, n in counts["jobs"]:
+            jobs.add_metric([kind, state], n)
+        yield jobs
+        yield GaugeMetricFamily(
+            "workteam_outbox_oldest_pending_seconds",
+            "Age of the oldest pending outbox job",
+            value=counts["oldest"],
+        )
+        for name, key, doc in (
+            ("workteam_users_by_license_state", "license", "Users by license state"),
+            ("workteam_users_by_manager_state", "manager", "Users by manager reference state"),
+        ):
+            family = GaugeMetricFamily(name, doc, labels=["state"])
+            for state, n in counts[key]:
+                family.add_metric([state], n)
+            yield family
+
+
+def _route() -> str:
+    # The rule template, never the raw path: unmatched paths would make unbounded label values.
+    return request.url_rule.rule if request.url_rule else "unmatched"
+
+
+def _observe(response: Response) -> Response:
+    if request.path == "/metrics":
+        return response
+    route = _route()
+    org = str(g.org_id) if g.get("org_id") else ""
+    REQUESTS.labels(route, request.method, str(response.status_code), org).inc()
+    started = g.get("started")
+    if started is not None:
+        LATENCY.labels(route, request.method).observe(time.perf_counter() - started)
+    return response
+
+
+def metrics_view() -> Response:
+    token = current_app.config.get("METRICS_TOKEN") or ""
+    if token:
+        sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(sent.encode(), token.encode()):
+            return Response("unauthorized\n", 401, {"WWW-Authenticate": "Bearer"})
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        body = generate_latest(registry)
+    else:
+        body = generate_latest(REGISTRY)
+    database = CollectorRegistry()
+    database.register(current_app.extensions["metrics.db"])
+    return Response(body + generate_latest(database), mimetype=CONTENT_TYPE_LATEST)
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["metrics.db"] = DatabaseCollector(
+        app.extensions["db.engine"], app.config["METRICS_DB_CACHE_SECONDS"]
+    )
+    app.after_request(_observe)
+    app.add_url_rule("/metrics", "metrics", metrics_view)
