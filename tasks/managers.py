@@ -17,6 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import managers as m
+from models.db import utcnow
+from models.jobs import KIND_MANAGERS
 from models.outbox import Job
 from models.user import User
 from tasks import db
@@ -25,6 +27,7 @@ from tasks.outbox import run_job
 log = logging.getLogger("workteam.managers")
 
 SWEEP_BATCH = 1000
+BATCH = 200  # manager jobs of one organization done in one transaction
 
 
 def resolve_user(session: Session, user: User) -> bool:
@@ -34,21 +37,57 @@ def resolve_user(session: Session, user: User) -> bool:
     return bool(locked) and m.resolve(session, locked[0])
 
 
-def handle(session: Session, job: Job) -> list[int]:
-    subject_id = uuid.UUID(job.payload["user_id"])
-    m.lock_org(session, job.org_id)
+def resolve_subject(session: Session, subject_id: uuid.UUID, ids_changed: bool) -> int:
+    """The work for one subject (the caller holds ``lock_org``); returns users rechecked."""
     found = m.lock_users(session, [subject_id])
     if not found:
-        return []  # deleted since: its reports were released by the delete itself
+        return 0  # deleted since: its reports were released by the delete itself
     subject = found[0]
-    changed = m.resolve(session, subject) if subject.manager_state != "resolved" else False
+    if subject.manager_state != "resolved":
+        m.resolve(session, subject)
     waiting = [i for i in m.pending_naming(session, subject) if i != subject.id]
-    if job.payload.get("ids_changed"):
+    if ids_changed:
         # Reports linked through an old value: re-resolve (they stay if still named).
         waiting += m.reports_of(session, subject.id)
     for user in m.lock_users(session, waiting):
-        changed = m.resolve(session, user) or changed
-    job.result = {"rechecked": len(waiting) + 1}
+        m.resolve(session, user)
+    return 1 + len(waiting)
+
+
+def handle(session: Session, job: Job) -> list[int]:
+    """This job and, in the same transaction, up to BATCH-1 other pending manager jobs of the
+    organization (their messages then find them done): under a burst of creates one task does
+    the work of many, and the per-message cost is one row lookup."""
+    m.lock_org(session, job.org_id)
+    others = list(
+        session.scalars(
+            select(Job)
+            .where(
+                Job.org_id == job.org_id,
+                Job.kind == KIND_MANAGERS,
+                Job.state == "pending",
+                Job.id != job.id,
+            )
+            .order_by(Job.id)
+            .limit(BATCH - 1)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    rechecked = 0
+    now = utcnow()
+    for each in [job, *others]:
+        try:
+            subject_id = uuid.UUID(str(each.payload.get("user_id")))
+        except ValueError:
+            if each is job:
+                raise  # bad data: this job fails; a batch never fails for another's payload
+            continue
+        rechecked += resolve_subject(session, subject_id, bool(each.payload.get("ids_changed")))
+        if each is not job:
+            each.state, each.updated, each.finished_at = "done", now, now
+            each.attempts += 1
+            each.result = {"covered_by": job.id}
+    job.result = {"jobs": 1 + len(others), "rechecked": rechecked}
     return []
 
 

@@ -48,9 +48,6 @@ OTHER_TASKS: dict[str, str] = {"resync": "tasks.resync.run"}
 # jobs it wrote, which are published after the commit.
 Handler = Callable[[Session, Job], "list[int] | None"]
 
-_broker_down_until = 0.0
-
-
 class JobRetry(Exception):
     """What Celery (and so Flower) sees of a transient failure: ids and the error's type only."""
 
@@ -73,7 +70,7 @@ def publish(job_ids: Iterable[int]) -> None:
     ids = [int(i) for i in job_ids if i is not None]
     if not ids:
         return
-    if time.monotonic() < _broker_down_until:
+    if _is_down(_broker_key()):
         log.info("broker marked down; %d job(s) left for the sweep", len(ids))
         return
     with db.session() as session:
@@ -81,26 +78,29 @@ def publish(job_ids: Iterable[int]) -> None:
     publish_kinds((row.id, row.kind) for row in kinds)
 
 
-def publish_kinds(jobs: Iterable[tuple[int, str]]) -> int:
+def publish_kinds(jobs: Iterable[tuple[int, str]], wait: float | None = None) -> int:
     """Send one message per (job id, kind); return how many were sent.
 
     The sending runs on a small thread pool and is waited for at most PUBLISH_TIMEOUT: the
     broker client's own reconnect retries (kombu's, then redis-py's) take seconds when Redis
     is down, and a SCIM request must not wait for them. A send still running after the wait
-    may yet succeed; if not, its jobs stay pending for the sweep."""
-    global _broker_down_until
+    may yet succeed; if not, its jobs stay pending for the sweep. ``wait`` overrides the wait
+    (the sweep, which serves no request, waits for its sends)."""
     batch = [(job_id, name) for job_id, kind in jobs if (name := _named(job_id, kind))]
-    if not batch or time.monotonic() < _broker_down_until:
+    key = _broker_key()
+    if not batch or _is_down(key):
         return 0
     celery = current_app.extensions["celery"]
     backoff_s = settings.get_float("WORKTEAM_PUBLISH_BACKOFF_SECONDS")
-    wait = float(current_app.config.get("PUBLISH_TIMEOUT", 0.5))
-    future = _pool().submit(_send_all, celery, settings.queue(), batch, backoff_s)
+    if wait is None:
+        wait = float(current_app.config.get("PUBLISH_TIMEOUT", 0.5))
+    future = _pool().submit(_send_all, celery, key, settings.queue(), batch, backoff_s)
     try:
         return future.result(timeout=wait)
     except FutureTimeout:
-        _broker_down_until = time.monotonic() + backoff_s
-        log.warning("publish timed out after %.2fs; jobs left pending for the sweep", wait)
+        # Slow is not down (a loaded host, a first connect): the send goes on in the pool and
+        # usually succeeds; if it fails, it marks the broker down and the sweep takes over.
+        log.info("publish still running after %.2fs; not waiting for it", wait)
         return 0
 
 
@@ -111,24 +111,36 @@ def _named(job_id: int, kind: str) -> str | None:
     return name
 
 
-def _send_all(celery: Celery, queue: str, batch: list[tuple[int, str]], backoff_s: float) -> int:
-    global _broker_down_until
+def _send_all(
+    celery: Celery, key: str, queue: str, batch: list[tuple[int, str]], backoff_s: float
+) -> int:
     sent = 0
     for job_id, name in batch:
+        if _is_down(key):
+            break  # queued behind a send that found the broker down: leave it to the sweep
         try:
             celery.send_task(name, args=[job_id], queue=queue, retry=False)
         except Exception as exc:  # any broker error: the job stays pending
-            _broker_down_until = time.monotonic() + backoff_s
+            _down_until[key] = time.monotonic() + backoff_s
             log.warning("publish failed (%s); jobs left pending for the sweep", type(exc).__name__)
             break
         sent += 1
     else:
-        # A send that outlived the caller's wait but got through: the broker is fine.
-        _broker_down_until = 0.0
+        _down_until.pop(key, None)  # it got through: the broker is fine
     return sent
 
 
+# Broker URL -> monotonic time until which publishing is skipped (a circuit breaker).
+_down_until: dict[str, float] = {}
 _executor: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _broker_key() -> str:
+    return str(current_app.extensions["celery"].conf.broker_url)
+
+
+def _is_down(key: str) -> bool:
+    return time.monotonic() < _down_until.get(key, 0.0)
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -140,8 +152,8 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def reset_broker_backoff() -> None:
-    global _broker_down_until
-    _broker_down_until = 0.0
+    """Try the broker again at once (operators' commands, the sweep)."""
+    _down_until.clear()
 
 
 # --------------------------------------------------------------------------------- running
@@ -286,7 +298,7 @@ def republish_due(limit: int = 500, after: float | None = None) -> int:
         )
         session.commit()
     reset_broker_backoff()
-    sent = publish_kinds((r.id, r.kind) for r in rows)
+    sent = publish_kinds(((r.id, r.kind) for r in rows), wait=60)
     log.info("sweep republished %d of %d pending job(s)", sent, len(rows))
     return sent
 

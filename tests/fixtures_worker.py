@@ -56,7 +56,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until(check: Callable[[], Any], timeout: float = 30, interval: float = 0.1) -> Any:
+def wait_until(check: Callable[[], Any], timeout: float = 60, interval: float = 0.1) -> Any:
     """Poll ``check`` until it returns something truthy; fail the test after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:

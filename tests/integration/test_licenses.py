@@ -27,7 +27,7 @@ def lic(scim: ScimClient, user: dict) -> str:
 
 
 def settle(app, scim: ScimClient) -> None:
-    wait_until(lambda: all_jobs_settled(app, scim.org.id), timeout=30)
+    wait_until(lambda: all_jobs_settled(app, scim.org.id), timeout=60)
 
 
 def test_overflow_seats_then_more_seats(worker_app, smtp_server) -> None:
