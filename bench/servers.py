@@ -312,6 +312,9 @@ class Ours(Server):
             "SECRET_KEY": secrets.token_urlsafe(32),
             "PUBLIC_URL": f"http://127.0.0.1:{self.port}",
             "SMTP_URL": "smtp://127.0.0.1:8025",
+            # One token sends every request here: a limit that is never reached, so the
+            # limiter's Redis round trip is measured but never refuses (peers have none).
+            "WORKTEAM_RATE_LIMIT": "1000000",
             "PATH": f"{venv}:{os.environ.get('PATH', '')}",
             "VIRTUAL_ENV": str(REPO / ".venv"),
         }
