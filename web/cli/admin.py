@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 import click
+from flask.cli import with_appcontext
 from sqlalchemy import func, or_, select
 
 from models import store
@@ -37,6 +38,7 @@ def _password_hash(password: str) -> str:
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
 @click.option("--keep-password", is_flag=True, help="Keep the current password (e.g. Okta's).")
 @click.option("--revoke", is_flag=True, help="Take the admin role away instead.")
+@with_appcontext
 def admin(org_id: str, email: str, password_stdin: bool, keep_password: bool, revoke: bool) -> None:
     """The user is found by userName or primary email; a missing one is created (it is then a
     user of the organization like one the IdP provisioned, and the IdP may take it over)."""
@@ -89,6 +91,7 @@ def admin(org_id: str, email: str, password_stdin: bool, keep_password: bool, re
 
 @group.command("status", help="SCIM settings of the organization (token prefix, last use, worker).")
 @click.argument("org_id")
+@with_appcontext
 def status(org_id: str) -> None:
     with db_session() as session:
         echo_json(actions.scim_status(session, get_org(session, org_id)))
@@ -101,6 +104,7 @@ def status(org_id: str) -> None:
 @click.option("--path", help="Substring of the request path.")
 @click.option("--page", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--page-size", type=click.IntRange(1, 1000), default=50, show_default=True)
+@with_appcontext
 def activity(
     org_id: str,
     method: str | None,
@@ -130,6 +134,7 @@ def activity(
 
 @group.command("users", help="Pending/invalid managers, seat use, unlicensed users, failed jobs.")
 @click.argument("org_id")
+@with_appcontext
 def users(org_id: str) -> None:
     with db_session() as session:
         echo_json(actions.users_overview(session, get_org(session, org_id)))
@@ -138,6 +143,7 @@ def users(org_id: str) -> None:
 @group.command("retry-job", help="Queue a failed follow-up job of the organization again.")
 @click.argument("org_id")
 @click.argument("job_id", type=int)
+@with_appcontext
 def retry_job(org_id: str, job_id: int) -> None:
     with db_session() as session:
         try:

@@ -6,6 +6,7 @@ import time
 import uuid
 
 import click
+from flask.cli import with_appcontext
 
 from models import resync as r
 from web.admin import actions
@@ -80,6 +81,7 @@ def _summary_lines(job: dict) -> list[str]:
 @click.option("--status", "show_status", is_flag=True, help="Show the latest re-sync and exit.")
 @click.option("--cancel", is_flag=True, help="Cancel the running re-sync and exit.")
 @click.option("--timeout", type=float, default=3600, show_default=True, help="Seconds to wait.")
+@with_appcontext
 def resync(
     org_id: str,
     dry_run: bool,
