@@ -71,7 +71,6 @@ def admin(org_id: str, email: str, password_stdin: bool, keep_password: bool, re
         created = False
         if user is None:
             attrs = {
-                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
                 "userName": email.strip(),
                 "emails": [{"value": email.strip(), "type": "work", "primary": True}],
                 "active": True,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 from flask import current_app
+from flask.cli import AppGroup
 
 from models import migrate
 
 
-@click.group("db", help="Database migrations.")
+@click.group("db", cls=AppGroup, help="Database migrations.")
 def group() -> None:
     pass
 

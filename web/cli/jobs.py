@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from flask.cli import AppGroup
 from sqlalchemy import select, update
 
 from models.db import utcnow
@@ -26,7 +27,7 @@ def job_json(job: Job) -> dict:
     }
 
 
-@click.group("jobs", help="Follow-up jobs (the transactional outbox).")
+@click.group("jobs", cls=AppGroup, help="Follow-up jobs (the transactional outbox).")
 def group() -> None:
     pass
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import click
+from flask.cli import AppGroup
 
 from models.licensing import states
 from models.user import LICENSE_STATES
 from web.cli.common import db_session, echo_json, get_org
 
 
-@click.group("licenses", help="Seat licenses of paid organizations.")
+@click.group("licenses", cls=AppGroup, help="Seat licenses of paid organizations.")
 def group() -> None:
     pass
 

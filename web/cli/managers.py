@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import click
+from flask.cli import AppGroup
 
 from models.managers import unresolved
 from web.cli.common import db_session, echo_json, get_org
 
 
-@click.group("managers", help="Manager references.")
+@click.group("managers", cls=AppGroup, help="Manager references.")
 def group() -> None:
     pass
 

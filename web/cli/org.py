@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import click
+from flask import current_app
+from flask.cli import AppGroup, with_appcontext
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from models import Organization
 from models.organization import PLANS
@@ -20,7 +24,7 @@ def org_json(org: Organization) -> dict:
     }
 
 
-@click.group("org", help="Organizations.")
+@click.group("org", cls=AppGroup, help="Organizations.")
 def group() -> None:
     pass
 
@@ -42,9 +46,8 @@ def create(name: str, plan: str, seats: int) -> None:
 @click.option("--seats", default=25, show_default=True)
 @click.option("--flower-url", default="http://127.0.0.1:5555", show_default=True)
 @click.option("--flower-auth", default="", help="user:password of Flower's basic auth")
+@with_appcontext
 def demo(name: str, seats: int, flower_url: str, flower_auth: str) -> None:
-    from sqlalchemy import select
-
     from models.tokens import issue_token
 
     with db_session() as session:
@@ -55,13 +58,17 @@ def demo(name: str, seats: int, flower_url: str, flower_auth: str) -> None:
             session.flush()
         raw, _ = issue_token(session, org)
         org.scim_enabled = True
+        admin_email, admin_password = _demo_admin(session, org)
         session.commit()
+        public = current_app.config["PUBLIC_URL"]
+        auth = flower_auth or "see FLOWER_BASIC_AUTH"
         lines = [
             "",
             f"  Organization     {org.name} ({org.plan}, {org.seats} seats)",
             f"  SCIM Base URL    {base_url(org)}",
             f"  Bearer token     {raw}",
-            f"  Flower           {flower_url}  (basic auth {flower_auth or 'see FLOWER_BASIC_AUTH'})",
+            f"  Admin page       {public}/admin/login  ({admin_email} / {admin_password})",
+            f"  Flower           {flower_url}  (basic auth {auth})",
             "",
             "  Try: curl -H 'Authorization: Bearer <token>' '<Base URL>/Users'",
             "",
@@ -69,26 +76,25 @@ def demo(name: str, seats: int, flower_url: str, flower_auth: str) -> None:
         click.echo("\n".join(lines))
 
 
-@group.command("seats", help="Set an organization's seats; a license check follows at once.")
-@click.argument("org_id")
-@click.argument("seats", type=click.IntRange(min=0))
-def seats(org_id: str, seats: int) -> None:
-    from models.db import utcnow
-    from models.jobs import KIND_LICENSE_CHECK, enqueue
-    from tasks.outbox import publish, reset_broker_backoff
-    from web.cli.common import get_org
+def _demo_admin(session: Session, org: Organization) -> tuple[str, str]:
+    """The demo organization's admin, with a new random password each run (shown once)."""
+    import secrets
 
-    with db_session() as session:
-        org = get_org(session, org_id)
-        org.seats = seats
-        job_id = enqueue(
-            session,
-            org.id,
-            KIND_LICENSE_CHECK,
-            f"{KIND_LICENSE_CHECK}:{org.id}:seats:{utcnow().isoformat()}",
-            subject_id=str(org.id),
-        )
-        session.commit()
-        reset_broker_backoff()
-        publish([job_id] if job_id else [])
-        echo_json(org_json(org))
+    from models import store
+    from models.passwords import hash_password
+    from models.user import User
+
+    email = "admin@demo.example"
+    password = secrets.token_urlsafe(12)
+    user = session.scalar(select(User).where(User.org_id == org.id, User.user_name == email))
+    if user is None:
+        attrs = {"userName": email, "displayName": "Demo Admin", "active": True,
+                 "emails": [{"value": email, "type": "work", "primary": True}]}
+        user = store.create_user(session, org.id, attrs).user
+    user.password_hash = hash_password(
+        password,
+        memory_kib=current_app.config["PASSWORD_HASH_MEMORY_KIB"],
+        time_cost=current_app.config["PASSWORD_HASH_TIME_COST"],
+    )
+    user.is_admin = True
+    return email, password

@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 import click
+from flask.cli import AppGroup
 
 from models.tokens import issue_token
 from web.cli.common import base_url, db_session, echo_json, get_org
 
 
-@click.group("scim", help="SCIM provisioning of an organization.")
+@click.group("scim", cls=AppGroup, help="SCIM provisioning of an organization.")
 def group() -> None:
     pass
 
