@@ -16,14 +16,15 @@ celery_app = flask_app.extensions["celery"]
 app = celery_app
 
 TASK_MODULES = (
-    "tasks.outbox", "tasks.managers", "tasks.licenses", "tasks.notifications", "tasks.groups",
+    "tasks.outbox",
+    "tasks.managers",
+    "tasks.licenses",
+    "tasks.notifications",
+    "tasks.groups",
+    "tasks.resync",
 )
 for _name in TASK_MODULES:
     importlib.import_module(_name)
-try:  # the bulk re-sync registers its own tasks when present
-    importlib.import_module("tasks.resync")
-except ImportError:
-    pass
 
 with flask_app.app_context():
     _queue = settings.queue()
@@ -54,6 +55,8 @@ celery_app.conf.beat_schedule = {
         "schedule": _every["WORKTEAM_LICENSE_SWEEP_SECONDS"],
         "options": {"queue": _queue},
     },
+    # Take over a re-sync whose worker died (no checkpoint for WORKTEAM_RESYNC_STALE_SECONDS).
+    "resync-sweep": {"task": "tasks.resync.sweep", "schedule": 60, "options": {"queue": _queue}},
 }
 
 
