@@ -141,6 +141,9 @@ def run(app, args: argparse.Namespace, worker: subprocess.Popen) -> dict:  # typ
                     jobs += store.create_user(session, org_id, attrs(i)).job_ids
                 session.commit()
             publish(jobs)
+            if (offset // args.batch) % 20 == 19:
+                print(f"{offset + args.batch} created, {time.perf_counter() - started:.0f}s",
+                      file=sys.stderr, flush=True)
     last_create = time.perf_counter()
     create_s = last_create - started
 
@@ -177,30 +180,39 @@ def run(app, args: argparse.Namespace, worker: subprocess.Popen) -> dict:  # typ
     }
 
 
+# The per-user statements of models/managers.py, as PostgreSQL runs them once psycopg has
+# prepared them: generic plans, parameters unknown ($n), literals as in the code.
+PER_USER_SQL = {
+    "find_manager": ("(uuid, text)", "SELECT id FROM users WHERE org_id = $1 AND (external_id = $2"
+                     " OR lower(user_name) = lower($2) OR employee_number = $2) LIMIT 50"),
+    "pending_naming": ("(uuid, text, text)", "SELECT id FROM users WHERE org_id = $1 AND "
+                       "users.manager_state = 'pending' AND lower(manager_value) IN ($2, $3)"),
+    "reports_of": ("(uuid)", "SELECT id FROM users WHERE manager_id = $1"),
+    "manages": ("(uuid, uuid)", "WITH RECURSIVE chain(id, depth) AS (SELECT manager_id, 1 FROM "
+                "users WHERE id = $1 AND manager_state = 'resolved' UNION ALL SELECT "
+                "users.manager_id, chain.depth + 1 FROM users, chain WHERE users.id = chain.id "
+                "AND users.manager_state = 'resolved' AND chain.depth < 10000) "
+                "SELECT id FROM chain WHERE id = $2 LIMIT 1"),
+}
+
+
 def explain(session, org_id: uuid.UUID, value: str) -> dict:  # type: ignore[no-untyped-def]
-    """The plans of the per-user queries, on the full organization."""
-    from sqlalchemy.dialects import postgresql
-
-    from models import managers as m
-
+    """Generic plans of the per-user queries on the full organization: index scans only."""
     some = session.scalar(select(User).where(User.org_id == org_id, User.external_id == value))
-    statements = {
-        "find_manager": select(User.id).where(User.org_id == org_id, (
-            (User.external_id == value) | (func.lower(User.user_name) == value.lower())
-            | (User.employee_number == value))),
-        "pending_naming": select(User.id).where(
-            User.org_id == org_id, User.manager_state == "pending",
-            func.lower(User.manager_value).in_([value.lower(), str(some.id)])),
-        "reports_of": select(User.id).where(User.manager_id == some.id),
+    args = {
+        "find_manager": (org_id, value),
+        "pending_naming": (org_id, value.lower(), str(some.id)),
+        "reports_of": (some.id,),
+        "manages": (some.id, some.id),
     }
+    session.execute(text("SET plan_cache_mode = force_generic_plan"))
     out = {}
-    for name, stmt in statements.items():
-        sql = str(stmt.compile(dialect=postgresql.dialect(),
-                               compile_kwargs={"literal_binds": True}))
-        rows = session.execute(text("EXPLAIN " + sql)).scalars().all()
+    for name, (types, sql) in PER_USER_SQL.items():
+        session.execute(text(f"PREPARE bench_{name} {types} AS {sql}"))
+        values = ", ".join(f"'{a}'" for a in args[name])
+        rows = session.execute(text(f"EXPLAIN EXECUTE bench_{name}({values})")).scalars().all()
         out[name] = [r.strip() for r in rows if "Scan" in r]
-    out["manages(chain walk)"] = "recursive CTE, one primary-key lookup per level"
-    _ = m  # the statements above mirror models/managers.py
+        session.execute(text(f"DEALLOCATE bench_{name}"))
     return out
 
 

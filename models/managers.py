@@ -132,6 +132,12 @@ def lock_users(session: Session, ids: Iterable[uuid.UUID]) -> list[User]:
     )
 
 
+# The state as an SQL literal, not a bound parameter: psycopg prepares repeated statements, and
+# PostgreSQL's generic plan for ``manager_state = $2`` cannot use the partial index (it cannot
+# prove $2 = 'pending'), so it would scan the organization for every user.
+IS_PENDING = text("users.manager_state = 'pending'")
+
+
 def pending_naming(session: Session, user: User) -> list[uuid.UUID]:
     """Pending references whose value could name ``user`` (by any of its four keys)."""
     values = {
@@ -143,7 +149,7 @@ def pending_naming(session: Session, user: User) -> list[uuid.UUID]:
         session.scalars(
             select(User.id).where(
                 User.org_id == user.org_id,
-                User.manager_state == "pending",
+                IS_PENDING,
                 func.lower(User.manager_value).in_(sorted(values)),
             )
         )

@@ -22,6 +22,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from models.db import Base, utcnow
 
 JOB_STATES = ("pending", "running", "done", "failed", "cancelled")
+# A literal, so that prepared (generic) plans can use the partial index ix_jobs_pending.
+JOB_PENDING = text("jobs.state = 'pending'")
 
 
 class Job(Base):

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from models import managers as m
 from models.db import utcnow
 from models.jobs import KIND_MANAGERS
-from models.outbox import Job
+from models.outbox import JOB_PENDING, Job
 from models.user import User
 from tasks import db
 from tasks.outbox import run_job
@@ -65,7 +65,7 @@ def handle(session: Session, job: Job) -> list[int]:
             .where(
                 Job.org_id == job.org_id,
                 Job.kind == KIND_MANAGERS,
-                Job.state == "pending",
+                JOB_PENDING,
                 Job.id != job.id,
             )
             .order_by(Job.id)
@@ -103,7 +103,7 @@ def sweep_pending(limit: int = SWEEP_BATCH) -> int:
         rows = session.execute(
             select(User.org_id, User.id)
             .where(
-                (User.manager_state == "pending")
+                m.IS_PENDING
                 | ((User.manager_state == "invalid") & (User.manager_reason == m.CYCLE))
             )
             .order_by(User.org_id, User.last_modified)

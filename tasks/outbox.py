@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from models.db import utcnow
 from models.jobs import KIND_LICENSE_CHECK, KIND_MAIL, KIND_MANAGERS, KIND_NOTIFY_DEACTIVATED
-from models.outbox import Job
+from models.outbox import JOB_PENDING, Job
 from tasks import db, settings
 
 log = logging.getLogger("workteam.outbox")
@@ -282,7 +282,7 @@ def republish_due(limit: int = 500, after: float | None = None) -> int:
             session.execute(
                 select(Job.id, Job.kind)
                 .where(
-                    Job.state == "pending",
+                    JOB_PENDING,
                     Job.kind.in_(list(TASKS)),
                     func.coalesce(Job.published_at, Job.created) < cutoff,
                 )
