@@ -49,9 +49,19 @@ def victim(client, app):
     return scim, user, response.get_json(), boss
 
 
+WORKTEAM = "urn:workteam:params:scim:schemas:extension:workteam:2.0:User"
+
+
 def _snapshot(scim: ScimClient) -> str:
+    """Every user and group of the org as the API shows them, less the read-only states that
+    the worker sets on its own time (license, manager resolution)."""
     users = scim.get("/Users?count=1000").get_json()["Resources"]
     groups = scim.get("/Groups?count=1000").get_json()["Resources"]
+    for user in users:
+        user.pop(WORKTEAM, None)
+        manager = user.get(ENTERPRISE, {}).get("manager")
+        if manager:  # resolved by the worker: $ref and displayName appear
+            user[ENTERPRISE]["manager"] = {"value": manager["value"]}
     return json.dumps(
         sorted([*users, *groups], key=lambda r: r["id"]), sort_keys=True
     )

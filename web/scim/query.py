@@ -21,6 +21,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    Uuid,
     and_,
     cast,
     column,
@@ -436,6 +437,8 @@ def sort_key(path: d.AttrPath, rtype: d.ResourceType, descending: bool) -> list[
     elif path.definition.type == "string" and not path.definition.case_exact:
         col = func.lower(col)
     if path.definition.type == "string":
+        if isinstance(col.type, Uuid):  # ``id`` is a uuid column: sort its text form
+            col = cast(col, Text)
         col = col.collate("C")
     return [col.desc().nulls_last() if descending else col.asc().nulls_last()]
 
