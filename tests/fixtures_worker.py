@@ -2,9 +2,11 @@
 test Redis, bound to this run's own queue; an aiosmtpd server on a free 127.0.0.1 port that
 keeps what it receives; an app whose SMTP_URL points at it.
 
-Every Celery message of this run goes to the queue ``wt-<RUN_ID>`` (set in the environment
-here, before any app is made), so parallel runs on the shared Redis db never take each
-other's messages; the queue's keys are deleted when the run ends.
+Worker tests publish to the queue ``wt-<RUN_ID>``, which the worker fixtures consume. Every
+other app of the run (the plain ``app`` fixture) publishes to ``wt-<RUN_ID>-idle``, set in the
+environment here before any app is made: nobody consumes it, so tests without a worker see
+no asynchronous changes, and no run ever takes another run's messages on the shared Redis
+db. Both queues' keys are deleted when the run ends.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from flask import Flask
 from tests.conftest import REDIS_URL, RUN_ID, TEST_ENV
 
 QUEUE = f"wt-{RUN_ID}"
-os.environ["WORKTEAM_CELERY_QUEUE"] = QUEUE
+os.environ["WORKTEAM_CELERY_QUEUE"] = f"{QUEUE}-idle"
 ROOT = Path(__file__).resolve().parent.parent
 
 # Fast retries and sweeps for tests; production defaults live in tasks/settings.py.

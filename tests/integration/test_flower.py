@@ -63,7 +63,7 @@ def test_flower_shows_a_finished_task(worker_env, worker_app, tmp_path) -> None:
                     if t.get("args") in (f"[{job.id}]", f"({job.id},)")
                     and t.get("state") == "SUCCESS"]
 
-        [task] = wait_until(shown, timeout=20)
+        [task] = wait_until(shown, timeout=60, interval=0.5)
         assert task["name"] == "tasks.managers.resolve"
         assert user["userName"] not in json.dumps(task) and "Shown Nowhere" not in json.dumps(task)
     finally:

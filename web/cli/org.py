@@ -98,3 +98,28 @@ def _demo_admin(session: Session, org: Organization) -> tuple[str, str]:
     )
     user.is_admin = True
     return email, password
+
+
+@group.command("seats", help="Set an organization's seats; a license check follows at once.")
+@click.argument("org_id")
+@click.argument("seats", type=click.IntRange(min=0))
+def seats(org_id: str, seats: int) -> None:
+    from models.db import utcnow
+    from models.jobs import KIND_LICENSE_CHECK, enqueue
+    from tasks.outbox import publish, reset_broker_backoff
+    from web.cli.common import get_org
+
+    with db_session() as session:
+        org = get_org(session, org_id)
+        org.seats = seats
+        job_id = enqueue(
+            session,
+            org.id,
+            KIND_LICENSE_CHECK,
+            f"{KIND_LICENSE_CHECK}:{org.id}:seats:{utcnow().isoformat()}",
+            subject_id=str(org.id),
+        )
+        session.commit()
+        reset_broker_backoff()
+        publish([job_id] if job_id else [])
+        echo_json(org_json(org))
