@@ -36,7 +36,9 @@ class Group(Base):
     last_modified: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     __table_args__ = (
-        Index("uq_groups_org_display_name", "org_id", func.lower(text("display_name")), unique=True),
+        Index(
+            "uq_groups_org_display_name", "org_id", func.lower(text("display_name")), unique=True
+        ),
         Index("ix_groups_org_seq", "org_id", "seq"),
         Index("ix_groups_org_external_id", "org_id", "external_id"),
     )

@@ -26,7 +26,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Row, exists, select, text, update
+from sqlalchemy import Row, exists, func, literal_column, select, text, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
 from models import jobs
@@ -286,6 +287,27 @@ def groups_of_users(
     for user_id, group_id, display_name in rows:
         out.setdefault(user_id, []).append((group_id, display_name))
     return out
+
+
+def groups_column() -> Any:
+    """A correlated subquery giving each ``users`` row its direct groups as a JSON array of
+    ``[group id, displayName]``, so a page of users and their groups is one query."""
+    return (
+        select(
+            func.coalesce(
+                func.jsonb_agg(
+                    aggregate_order_by(func.jsonb_build_array(Group.id, Group.display_name),
+                                       Group.seq)
+                ),
+                literal_column("'[]'::jsonb"),
+            )
+        )
+        .select_from(Membership)
+        .join(Group, Group.id == Membership.group_id)
+        .where(Membership.user_id == User.id)
+        .correlate(User)
+        .scalar_subquery()
+    )
 
 
 # ------------------------------------------------------------------ pending resolution

@@ -184,6 +184,8 @@ class Page:
     rows: Sequence[Any]
     total: int
     more: bool = False
+    # Values of the ``extra_columns`` asked for, one tuple per row.
+    extras: Sequence[tuple] = ()
 
 
 def search(
@@ -198,25 +200,28 @@ def search(
     with_total: bool = True,
     after_seq: int | None = None,
     before_seq: int | None = None,
+    extra_columns: Sequence[Any] = (),
 ) -> Page:
     """One page of ``model`` rows of ``org_id`` matching ``where`` (compiled from a SCIM
     filter), in a stable order (the given keys, then insertion order).
 
     ``after_seq``/``before_seq`` page by keyset on the insertion sequence instead of OFFSET
     (only without ``order_by``): the rows just after, or just before, that position. ``more``
-    tells whether rows remain beyond the page in that direction.
+    tells whether rows remain beyond the page in that direction. ``extra_columns`` (e.g. a
+    correlated subquery) are read in the same query, into ``Page.extras``.
     """
     conditions = [model.org_id == org_id]
     if where is not None:
         conditions.append(where)
     total = 0
     rows: Sequence[Any] = []
+    extras: list[tuple] = []
     more = False
     if limit > 0:
         # The total rides along as a window count: one round trip for the page and the total.
-        stmt = select(model, func.count().over() if with_total else literal(0)).where(
-            *conditions
-        )
+        stmt = select(
+            model, func.count().over() if with_total else literal(0), *extra_columns
+        ).where(*conditions)
         if before_seq is not None:
             stmt = stmt.where(model.seq < before_seq).order_by(model.seq.desc())
         else:
@@ -225,13 +230,18 @@ def search(
             stmt = stmt.order_by(*order_by, model.seq).offset(offset)
         fetched = session.execute(stmt.limit(limit + 1)).all()
         more = len(fetched) > limit
-        rows = [row[0] for row in fetched[:limit]]
+        page = list(fetched[:limit])
         if before_seq is not None:
-            rows = list(reversed(rows))
+            page.reverse()
+        rows = [row[0] for row in page]
+        extras = [tuple(row[2:]) for row in page]
         if fetched:
             total = fetched[0][1]
             if after_seq is not None or before_seq is not None:
                 total = None  # counted within the keyset window only: recount below
-    if with_total and (limit <= 0 or not rows or total is None):
+    keyset = after_seq is not None or before_seq is not None
+    if with_total and not rows and limit > 0 and offset == 0 and not keyset:
+        total = 0  # an empty first page: nothing matches (the usual IdP lookup of a new user)
+    elif with_total and (limit <= 0 or not rows or total is None):
         total = session.scalar(select(func.count()).select_from(model).where(*conditions)) or 0
-    return Page(rows, total or 0, more)
+    return Page(rows, total or 0, more, extras)

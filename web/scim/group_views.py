@@ -19,7 +19,7 @@ from web.scim import definitions as d
 from web.scim import groups
 from web.scim.errors import InvalidValue, Mutability, NotFound, PreconditionFailed, Uniqueness
 from web.scim.http import check_if_match, if_none_match_hits, json_body, scim_response
-from web.scim.listing import project
+from web.scim.listing import project, search_params
 from web.scim.views import bp
 
 log = logging.getLogger("workteam.scim.groups")
@@ -101,7 +101,8 @@ def list_groups() -> Response:
 
 @bp.post("/Groups/.search")
 def search_groups() -> Response:
-    return scim_response(groups.query_groups(session(), g.org, groups.search_params(json_body())))
+    params = search_params(json_body())
+    return scim_response(groups.query_groups(session(), g.org, params))
 
 
 def _write(group: Group, **changes: object) -> group_store.GroupWrite:

@@ -22,7 +22,7 @@ from models.group import Group
 from models.memberships import Member
 from web.scim import definitions as d
 from web.scim.errors import InvalidValue
-from web.scim.listing import SEARCH_REQUEST, Query, parse_paths, project, run_query
+from web.scim.listing import Query, parse_paths, project, run_query
 from web.scim.schemas import load_resource
 from web.scim.users import base_url, check_lengths
 
@@ -150,7 +150,7 @@ def query_groups(session: Session, org: Organization, params: Mapping[str, Any])
         raise InvalidValue("'sortBy': groups cannot be sorted by members")
     cap = current_app.config["SCIM_LIST_MEMBERS_MAX"]
 
-    def render(rows: Sequence[Group], query: Query) -> list[dict]:
+    def render(rows: Sequence[Group], query: Query, _extras: Sequence[tuple]) -> list[dict]:
         members: dict[Any, list[Member]] | None = None
         if rows and wants_members(query.attributes, query.excluded):
             members = memberships.members_of(session, [g.id for g in rows], cap)
@@ -165,23 +165,3 @@ def query_groups(session: Session, org: Organization, params: Mapping[str, Any])
         ]
 
     return run_query(session, org, params, GROUP, Group, render)
-
-
-def search_params(body: dict) -> dict:
-    """The parameters of a SearchRequest body (RFC 7644 §3.4.3)."""
-    lowered = {k.lower(): v for k, v in body.items() if isinstance(k, str)}
-    schemas = lowered.get("schemas")
-    if not isinstance(schemas, list) or SEARCH_REQUEST.lower() not in {
-        str(s).lower() for s in schemas
-    }:
-        raise InvalidValue(f"'schemas' must be [\"{SEARCH_REQUEST}\"]")
-    names = (
-        "filter",
-        "sortBy",
-        "sortOrder",
-        "startIndex",
-        "count",
-        "attributes",
-        "excludedAttributes",
-    )
-    return {name: lowered.get(name.lower()) for name in names}

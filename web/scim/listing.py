@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import Organization, store
-from models.memberships import groups_of_users
+from models.memberships import groups_column
 from models.user import User
 from web.scim import cursor as cursors
 from web.scim import definitions as d
@@ -213,16 +213,18 @@ def run_query(
     params: Mapping[str, Any],
     rtype: d.ResourceType,
     model: type,
-    render: Callable[[Sequence[Any], Query], list[dict]],
+    render: Callable[[Sequence[Any], Query, Sequence[tuple]], list[dict]],
+    extra_columns: Sequence[Any] = (),
 ) -> dict:
     """One ListResponse: index pagination (``startIndex``), or RFC 9865 cursor pagination when
-    ``cursor`` is present (an empty ``cursor`` starts it). ``render`` turns a page of rows into
-    projected resources."""
+    ``cursor`` is present (an empty ``cursor`` starts it). ``render`` turns a page of rows (and
+    the values of ``extra_columns``, read in the same query) into projected resources."""
     query = parse_query(org, params, rtype)
     if query.cursor is None:
         page = store.search(session, model, org.id, query.where, order_by=query.order,
-                            offset=query.start_index - 1, limit=query.count)
-        resources = render(page.rows, query)
+                            offset=query.start_index - 1, limit=query.count,
+                            extra_columns=extra_columns)
+        resources = render(page.rows, query, page.extras)
         return {
             "schemas": [LIST_RESPONSE],
             "totalResults": page.total,
@@ -235,9 +237,9 @@ def run_query(
     page = store.search(
         session, model, org.id, query.where, order_by=query.order,
         offset=offset if query.sorted else 0, limit=query.count,
-        after_seq=position.get("a"), before_seq=position.get("b"),
+        after_seq=position.get("a"), before_seq=position.get("b"), extra_columns=extra_columns,
     )
-    resources = render(page.rows, query)
+    resources = render(page.rows, query, page.extras)
     body: dict[str, Any] = {"schemas": [LIST_RESPONSE], "totalResults": page.total,
                             "itemsPerPage": len(resources)}
     backwards = "b" in position
@@ -259,18 +261,21 @@ def run_query(
     return body
 
 
-def _render_users(session: Session) -> Callable[[Sequence[User], Query], list[dict]]:
-    def render(rows: Sequence[User], query: Query) -> list[dict]:
+def _render_users(
+    session: Session,
+) -> Callable[[Sequence[User], Query, Sequence[tuple]], list[dict]]:
+    def render(rows: Sequence[User], query: Query, extras: Sequence[tuple]) -> list[dict]:
         managers = _managers(session, rows)
-        groups = groups_of_users(session, [u.id for u in rows])  # one query per page
         return [
             project(
-                render_user(u, managers.get(u.manager_id), groups.get(u.id, [])),
+                render_user(
+                    u, managers.get(u.manager_id), [(g[0], g[1]) for g in extra[0]]
+                ),
                 d.USER_TYPE,
                 query.attributes,
                 query.excluded,
             )
-            for u in rows
+            for u, extra in zip(rows, extras, strict=True)
         ]
 
     return render
@@ -278,7 +283,9 @@ def _render_users(session: Session) -> Callable[[Sequence[User], Query], list[di
 
 def query_users(session: Session, org: Organization, params: Mapping[str, Any]) -> dict:
     """Run one list/search request on Users; ``params`` holds the RFC's parameter names."""
-    return run_query(session, org, params, d.USER_TYPE, User, _render_users(session))
+    # Each user's groups come with the page, from a correlated subquery: one query in all.
+    return run_query(session, org, params, d.USER_TYPE, User, _render_users(session),
+                     extra_columns=[groups_column()])
 
 
 def list_users(session: Session, org: Organization, args: Mapping[str, str]) -> dict:

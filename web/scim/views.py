@@ -74,11 +74,12 @@ def _manager_of(user: User) -> User | None:
     return session().get(User, user.manager_id)
 
 
-def _user_response(user: User, status: int = 200) -> Response:
+def _user_response(user: User, status: int = 200, *, new: bool = False) -> Response:
     """The user as stored, projected by ``attributes``/``excludedAttributes`` (RFC 7644
-    §3.4.2.5 allows them on every operation that returns a resource)."""
+    §3.4.2.5 allows them on every operation that returns a resource). A ``new`` user has no
+    groups yet (pending memberships are linked later, by the worker): no query for them."""
     body = listing.project(
-        users.render_user(user, _manager_of(user)),
+        users.render_user(user, _manager_of(user), [] if new else None),
         d.USER_TYPE,
         listing.parse_paths(request.args.get("attributes"), d.USER_TYPE, "attributes"),
         listing.parse_paths(
@@ -107,7 +108,7 @@ def create_user() -> Response:
         raise Uniqueness(str(exc)) from None
     g.resource_id = str(result.user.id)
     _commit(result.job_ids)
-    return _user_response(result.user, 201)
+    return _user_response(result.user, 201, new=True)
 
 
 @bp.get("/Users/<user_id>")
