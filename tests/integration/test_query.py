@@ -262,7 +262,8 @@ def test_discovery_documents(scim, app):
     user_schema = scim.get(f"/Schemas/{CORE}").get_json()
     attrs = {a["name"]: a for a in user_schema["attributes"]}
     assert attrs["userName"]["caseExact"] is False and attrs["userName"]["uniqueness"] == "server"
-    assert attrs["password"]["mutability"] == "writeOnly" and attrs["password"]["returned"] == "never"
+    assert attrs["password"]["mutability"] == "writeOnly"
+    assert attrs["password"]["returned"] == "never"
     types = scim.get("/ResourceTypes").get_json()
     user_type = next(t for t in types["Resources"] if t["name"] == "User")
     assert user_type["endpoint"] == "/Users" and user_type["schema"] == CORE

@@ -52,7 +52,9 @@ FULL_USER = {
         {"value": "555-555-4444", "type": "mobile"},
     ],
     "ims": [{"value": "someaimhandle", "type": "aim"}],
-    "photos": [{"value": "https://photos.example.com/profilephoto/72930000000Ccne/F", "type": "photo"}],
+    "photos": [
+        {"value": "https://photos.example.com/profilephoto/72930000000Ccne/F", "type": "photo"}
+    ],
     "userType": "Employee",
     "title": "Tour Guide",
     "preferredLanguage": "en-US",
