@@ -122,7 +122,8 @@ def _send_all(
             celery.send_task(name, args=[job_id], queue=queue, retry=False)
         except Exception as exc:  # any broker error: the job stays pending
             _down_until[key] = time.monotonic() + backoff_s
-            log.warning("publish failed (%s); jobs left pending for the sweep", type(exc).__name__)
+            log.warning("publish failed (%s: %s); jobs left pending for the sweep",
+                        type(exc).__name__, exc)
             break
         sent += 1
     else:
@@ -147,7 +148,7 @@ def _pool() -> ThreadPoolExecutor:
     """One small pool per process (a forked worker child makes its own)."""
     global _executor
     if _executor is None or _executor[0] != os.getpid():
-        _executor = (os.getpid(), ThreadPoolExecutor(2, thread_name_prefix="outbox-publish"))
+        _executor = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="outbox-publish"))
     return _executor[1]
 
 

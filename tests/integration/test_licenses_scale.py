@@ -84,7 +84,8 @@ def test_thousand_concurrent_users(worker_app, smtp_server) -> None:
                     User.id != uuid.UUID(admin["id"])))
 
         wait_until(resolved, timeout=180, interval=0.5)
-        wait_until(lambda: license_counts(worker_app, org.id).get("licensed") == SEATS,
+        expected = {"licensed": SEATS, "unlicensed": USERS + 1 - SEATS}
+        wait_until(lambda: license_counts(worker_app, org.id) == expected,
                    timeout=120, interval=0.5)
         addresses = {k["userName"] for k in keys} | {admin["userName"]}
         wait_until(lambda: len([m for m in smtp_server.to_any(addresses)
@@ -99,8 +100,7 @@ def test_thousand_concurrent_users(worker_app, smtp_server) -> None:
     print(f"\n{USERS} creates in {created:.1f}s; all settled {time.monotonic() - started:.1f}s")
 
     assert over_seats == []
-    counts = license_counts(worker_app, org.id)
-    assert counts == {"licensed": SEATS, "unlicensed": USERS + 1 - SEATS}
+    assert license_counts(worker_app, org.id) == expected
     with worker_app.extensions["db.sessions"]() as session:
         rows = session.execute(select(User.id, User.external_id, User.manager_id, User.seq,
                                       User.license_state).where(User.org_id == org.id)).all()
