@@ -39,13 +39,18 @@ def run_load(threads: int, seconds: float, work: Callable[[int, int], tuple]) ->
     lock = threading.Lock()
     stop_at = time.monotonic() + seconds
 
+    failures: list[BaseException] = []
+
     def loop(thread: int) -> None:
         n = 0
-        while time.monotonic() < stop_at:
-            record = work(thread, n)
-            with lock:
-                results.append(record)
-            n += 1
+        try:
+            while time.monotonic() < stop_at:
+                record = work(thread, n)
+                with lock:
+                    results.append(record)
+                n += 1
+        except BaseException as exc:  # an assertion in a client thread fails the test
+            failures.append(exc)
 
     pool = [threading.Thread(target=loop, args=(i,), daemon=True) for i in range(threads)]
     for t in pool:
@@ -53,6 +58,8 @@ def run_load(threads: int, seconds: float, work: Callable[[int, int], tuple]) ->
     for t in pool:
         t.join(timeout=seconds + 60)
     assert not any(t.is_alive() for t in pool), "a client thread hung"
+    if failures:
+        raise failures[0]
     return results
 
 
@@ -82,6 +89,9 @@ def test_postgres_restart_under_load(stack, org):
         name = f"pg-{thread}-{n}-{uuid.uuid4().hex[:6]}@example.com"
         sent = time.monotonic()
         response = http.request("POST", f"{base}/Users", _user(name))
+        if response.status == 503:
+            assert response.body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+            assert response.headers.get("Retry-After") == "2", response.headers
         return name, response.status, sent, (response.body or {}).get("detail")
 
     def outage_in_the_middle() -> None:

@@ -18,6 +18,8 @@ from web.scim.errors import (
 log = logging.getLogger("workteam.scim")
 
 SCIM_PREFIX = "/scim/"
+# Seconds an IdP is asked to wait after a 503 (database away): a restart takes a few.
+RETRY_AFTER_UNAVAILABLE = 2
 
 
 def _render(error: ScimError):  # type: ignore[no-untyped-def]
@@ -77,7 +79,8 @@ def init_scim(app: Flask) -> None:
         log.exception("unexpected error", extra={"path": request.path})
 
         if _is_database_unavailable(error):
-            return _render(Unavailable("The service is temporarily unavailable; retry later"))
+            return _render(Unavailable("The service is temporarily unavailable; retry later",
+                                       headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE)}))
         return _render(InternalError("Internal server error"))
 
 
