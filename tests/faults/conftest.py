@@ -45,9 +45,9 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    pg, redis = PrivatePostgres(), PrivateRedis()
-    web = None
+    pg = redis = web = None
     try:
+        pg, redis = PrivatePostgres(), PrivateRedis()
         pg.start()
         pg.create_database()
         migrate.upgrade(pg.url)
@@ -64,11 +64,10 @@ def stack() -> Iterator[Stack]:
         web = Gunicorn(env)
         web.start()
         yield Stack(pg, redis, web, env)
-    finally:
-        if web is not None:
-            web.close()
-        redis.close()
-        pg.close()
+    finally:  # whatever got started, in reverse order, failing or not
+        for part in (web, redis, pg):
+            if part is not None:
+                part.close()
 
 
 @pytest.fixture

@@ -312,10 +312,19 @@ def test_metrics_add_up_across_gunicorn_workers(stack, org):
         return sum(float(v) for v in re.findall(
             r'^workteam_http_requests_total\{[^}]*route="/healthz"[^}]*\} (\S+)$', text, re.M))
 
+    def writers() -> set[str]:  # one counter file per worker process id
+        return {f.name.rsplit("_", 1)[-1] for f in stack.web.metrics_dir.glob("counter_*.db")}
+
     before = count()
-    for _ in range(40):
-        assert http.request("GET", "/healthz").status == 200
+    sent = 0
+    deadline = time.monotonic() + 20
+    # Concurrent requests until both workers have served some (sync workers take turns).
+    while (len(writers()) < 2 or sent < 40) and time.monotonic() < deadline:
+        results = run_load(4, 0.3, lambda _t, _n: (http.request("GET", "/healthz").status,))
+        assert {r[0] for r in results} == {200}
+        sent += len(results)
+    assert len(writers()) >= 2, writers()
     scrapes = {count() for _ in range(6)}  # whichever worker answers, the same total
-    assert scrapes == {before + 40}, (before, scrapes)
-    files = list(stack.web.metrics_dir.glob("*.db"))
-    assert len({f.name.rsplit("_", 1)[-1] for f in files}) >= 2  # both workers wrote
+    assert scrapes == {before + sent}, (before, sent, scrapes)
+    figures("metrics_multiprocess", requests=sent, workers_counted=len(writers()),
+            scrapes=6, scrape_totals_equal=len(scrapes) == 1)
