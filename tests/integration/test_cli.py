@@ -54,3 +54,9 @@ def test_demo_prints_base_url_and_token(app, client):
                                             "headers": lambda self, **kw: {
                                                 "Authorization": f"Bearer {token}", **kw}})())
     assert org.get("/Users").status_code == 200
+
+
+def test_org_rate_limit(app, org):
+    assert _run(app, "org", "rate-limit", str(org.id))["rate_limit"] is None
+    assert _run(app, "org", "rate-limit", str(org.id), "5")["effective"] == 5
+    assert _run(app, "org", "rate-limit", str(org.id), "--default")["rate_limit"] is None

@@ -123,3 +123,23 @@ def seats(org_id: str, seats: int) -> None:
         reset_broker_backoff()
         publish([job_id] if job_id else [])
         echo_json(org_json(org))
+
+
+@group.command("rate-limit", help="Set the organization's SCIM rate limit (requests/s per token).")
+@click.argument("org_id")
+@click.argument("rate", required=False, type=click.IntRange(min=0))
+@click.option("--default", "use_default", is_flag=True, help="Back to WORKTEAM_RATE_LIMIT.")
+def rate_limit(org_id: str, rate: int | None, use_default: bool) -> None:
+    """0 means no limit. Without RATE or --default, shows the current setting."""
+    from web.cli.common import get_org
+
+    with db_session() as session:
+        org = get_org(session, org_id)
+        if use_default:
+            org.rate_limit = None
+        elif rate is not None:
+            org.rate_limit = rate
+        session.commit()
+        effective = org.rate_limit if org.rate_limit is not None else current_app.config[
+            "RATE_LIMIT"]
+        echo_json({"id": str(org.id), "rate_limit": org.rate_limit, "effective": effective})
