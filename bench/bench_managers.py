@@ -186,7 +186,9 @@ PER_USER_SQL = {
     "find_manager": ("(uuid, text)", "SELECT id FROM users WHERE org_id = $1 AND (external_id = $2"
                      " OR lower(user_name) = lower($2) OR employee_number = $2) LIMIT 50"),
     "pending_naming": ("(uuid, text, text)", "SELECT id FROM users WHERE org_id = $1 AND "
-                       "users.manager_state = 'pending' AND lower(manager_value) IN ($2, $3)"),
+                       "users.manager_state = 'pending' AND lower(manager_value) = $2 UNION ALL "
+                       "SELECT id FROM users WHERE org_id = $1 AND users.manager_state = "
+                       "'pending' AND lower(manager_value) = $3"),
     "reports_of": ("(uuid)", "SELECT id FROM users WHERE manager_id = $1"),
     "manages": ("(uuid, uuid)", "WITH RECURSIVE chain(id, depth) AS (SELECT manager_id, 1 FROM "
                 "users WHERE id = $1 AND manager_state = 'resolved' UNION ALL SELECT "

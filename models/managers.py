@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 
-from sqlalchemy import Index, func, literal, or_, select, text, update
+from sqlalchemy import Index, func, literal, or_, select, text, union_all, update
 from sqlalchemy.orm import Session
 
 from models.user import User
@@ -145,15 +145,15 @@ def pending_naming(session: Session, user: User) -> list[uuid.UUID]:
         for v in (str(user.id), user.external_id, user.user_name, user.employee_number)
         if v
     }
-    return list(
-        session.scalars(
-            select(User.id).where(
-                User.org_id == user.org_id,
-                IS_PENDING,
-                func.lower(User.manager_value).in_(sorted(values)),
-            )
+    # One equality lookup per value, not ``IN (...)``: with IN, PostgreSQL may use only the
+    # index's org_id column and filter every pending reference of the organization.
+    lookups = [
+        select(User.id).where(
+            User.org_id == user.org_id, IS_PENDING, func.lower(User.manager_value) == value
         )
-    )
+        for value in sorted(values)
+    ]
+    return list(dict.fromkeys(session.scalars(union_all(*lookups))))
 
 
 def reports_of(session: Session, manager_id: uuid.UUID) -> list[uuid.UUID]:
