@@ -11,6 +11,10 @@ from sqlalchemy.orm import Session
 
 from models.outbox import Job
 
+# session.info key: {job id: kind} of the jobs this session wrote, so that publishing after the
+# commit needs no second read of the database (which may be gone by then).
+ENQUEUED_KINDS = "workteam.enqueued_kinds"
+
 # Job kinds written by the data layer; tasks/outbox.py maps each to its Celery task.
 KIND_MANAGERS = "managers.resolve"  # subject: a user whose reference or id-like values changed
 KIND_LICENSE_CHECK = "licenses.check"  # subject: the user whose event may change seat use
@@ -41,7 +45,10 @@ def enqueue(
         .on_conflict_do_nothing(index_elements=["dedup_key"])
         .returning(Job.id)
     )
-    return session.scalar(stmt)
+    job_id = session.scalar(stmt)
+    if job_id is not None:
+        session.info.setdefault(ENQUEUED_KINDS, {})[job_id] = kind
+    return job_id
 
 
 def pending_ids(session: Session, limit: int = 500) -> list[int]:

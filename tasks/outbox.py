@@ -16,7 +16,7 @@ import os
 import random
 import smtplib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
@@ -63,19 +63,30 @@ def task_name(kind: str) -> str | None:
 # ------------------------------------------------------------------------------ publishing
 
 
-def publish(job_ids: Iterable[int]) -> None:
+def publish(job_ids: Iterable[int], kinds: Mapping[int, str] | None = None) -> None:
     """Publish jobs after their transaction committed. A broker failure leaves them pending for
     the sweep; it never fails the caller, and for a few seconds after one the broker is not
-    tried at all, so requests stay fast while Redis is down."""
+    tried at all, so requests stay fast while Redis is down. ``kinds`` (the writing session's
+    ``info[jobs.ENQUEUED_KINDS]``) spares a read of the jobs; without it they are read, and if
+    the database is gone by then the jobs are left to the sweep."""
     ids = [int(i) for i in job_ids if i is not None]
     if not ids:
         return
     if _is_down(_broker_key()):
         log.info("broker marked down; %d job(s) left for the sweep", len(ids))
         return
-    with db.session() as session:
-        kinds = list(session.execute(select(Job.id, Job.kind).where(Job.id.in_(ids))))
-    publish_kinds((row.id, row.kind) for row in kinds)
+    known = kinds or {}
+    pairs = [(i, known[i]) for i in ids if i in known]
+    missing = [i for i in ids if i not in known]
+    if missing:
+        try:
+            with db.session() as session:
+                rows = session.execute(select(Job.id, Job.kind).where(Job.id.in_(missing)))
+                pairs += [(row.id, row.kind) for row in rows]
+        except sa_exc.DBAPIError:
+            log.warning("database unavailable after commit; %d job(s) left for the sweep",
+                        len(missing))
+    publish_kinds(pairs)
 
 
 def publish_kinds(jobs: Iterable[tuple[int, str]], wait: float | None = None) -> int:

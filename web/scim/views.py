@@ -49,16 +49,16 @@ def _authenticate() -> None:
     g.org_id = g.org.id
 
 
-def _publish(job_ids: list[int]) -> None:
+def _commit(job_ids: list[int]) -> None:
+    """Commit, then publish the follow-up jobs the transaction wrote (never fails the request:
+    what cannot be published now is left pending for the outbox sweep)."""
+    db_session = session()
+    db_session.commit()
     if job_ids:
+        from models.jobs import ENQUEUED_KINDS
         from tasks.outbox import publish
 
-        publish(job_ids)
-
-
-def _commit(job_ids: list[int]) -> None:
-    session().commit()
-    _publish(job_ids)
+        publish(job_ids, db_session.info.pop(ENQUEUED_KINDS, None))
 
 
 def _get_user(user_id: str, *, lock: bool = False) -> User:
