@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from celery import Celery, Task
 from flask import Flask
 
@@ -36,7 +38,11 @@ def celery_init_app(app: Flask) -> Celery:
             "socket_connect_timeout": app.config["PUBLISH_TIMEOUT"],
             "socket_timeout": 5,
         },
-        task_default_queue="default",
+        # One queue per deployment (tests: one per run); what is published without naming a
+        # queue goes where the workers listen.
+        task_default_queue=app.config.get("WORKTEAM_CELERY_QUEUE")
+        or os.environ.get("WORKTEAM_CELERY_QUEUE")
+        or "default",
         timezone="UTC",
     )
     celery_app.conf.update(app.config.get("CELERY", {}))
