@@ -44,11 +44,15 @@ def lock_org(session: Session, org_id: uuid.UUID) -> Organization | None:
     )
 
 
+# PostgreSQL takes at most 65,535 parameters in one statement: update in chunks.
+_CHUNK = 10_000
+
+
 def _set(session: Session, ids: list[uuid.UUID], **values: object) -> None:
-    if ids:
+    for start in range(0, len(ids), _CHUNK):
         session.execute(
             update(User)
-            .where(User.id.in_(ids))
+            .where(User.id.in_(ids[start : start + _CHUNK]))
             .values(**values)
             .execution_options(synchronize_session=False)
         )
