@@ -219,6 +219,7 @@ def test_bad_export_refused_before_any_job(admin_app):  # type: ignore[no-untype
 
 
 def test_json_endpoint_and_progress_with_worker(admin_app, client, worker):  # type: ignore[no-untyped-def]
+    admin_app.config["WORKTEAM_CELERY_QUEUE"] = QUEUE  # the queue the worker consumes
     app = admin_app
     org = make_org(app)
     with app.extensions["db.sessions"]() as session:
@@ -243,6 +244,7 @@ def test_json_endpoint_and_progress_with_worker(admin_app, client, worker):  # t
 
 
 def test_cli_resync_dry_run_json(admin_app, worker):  # type: ignore[no-untyped-def]
+    admin_app.config["WORKTEAM_CELERY_QUEUE"] = QUEUE  # the queue the worker consumes
     app = admin_app
     org = make_org(app)
     with app.extensions["db.sessions"]() as session:
