@@ -112,7 +112,16 @@ def test_thousand_concurrent_users(worker_app, smtp_server) -> None:
     # Oldest first: the licensed are exactly the first SEATS users by creation.
     oldest = {r.id for r in sorted(rows, key=lambda r: r.seq)[:SEATS]}
     assert {r.id for r in rows if r.license_state == "licensed"} == oldest
-    welcome = [m for m in smtp_server.to_any(addresses) if m.subject.startswith("Welcome")]
-    recipients = [m.rcpt_tos[0].lower() for m in welcome]
+    # One mail per event. The one documented exception (tasks/notifications.py): a worker that
+    # loses its SMTP answer after the server accepted (a timeout under load) sends again with
+    # the same Message-ID, which receivers drop; so events are counted by Message-ID.
+    welcome = _by_message_id(m for m in smtp_server.to_any(addresses)
+                             if m.subject.startswith("Welcome"))
+    recipients = [m.rcpt_tos[0].lower() for m in welcome.values()]
     assert len(recipients) == len(set(recipients)) == SEATS
-    assert len([m for m in smtp_server.to(admin["userName"]) if "seats" in m.subject]) == 1
+    overflow = _by_message_id(m for m in smtp_server.to(admin["userName"]) if "seats" in m.subject)
+    assert len(overflow) == 1
+
+
+def _by_message_id(messages) -> dict:  # type: ignore[no-untyped-def]
+    return {m.message["Message-ID"]: m for m in messages}
