@@ -98,12 +98,16 @@ def reconcile(session: Session, org_id: uuid.UUID) -> Reconciled:
             )
         )
         _set(session, result.unlicensed, license_state="unlicensed", licensed_at=None)
-    session.execute(
-        update(User)
-        .where(in_org, User.active.is_(True), User.license_state == "none")
-        .values(license_state="unlicensed")
-        .execution_options(synchronize_session=False)
-    )
+    if free - len(result.licensed) <= 0:
+        # Every seat is taken: the active users not yet counted wait. While seats remain
+        # free, users committed since the SELECT above are left to their own check job;
+        # marking them would open an overflow episode (and its notice) with seats still free.
+        session.execute(
+            update(User)
+            .where(in_org, User.active.is_(True), User.license_state == "none")
+            .values(license_state="unlicensed")
+            .execution_options(synchronize_session=False)
+        )
     result.waiting = (
         session.scalar(select(func.count()).where(in_org, User.license_state == "unlicensed"))
         or 0
