@@ -18,18 +18,7 @@ from models.user import User
 from web.admin import actions
 from web.cli.common import db_session, echo_json, get_org
 from web.cli.org import group
-
-
-def _password_hash(password: str) -> str:
-    from flask import current_app
-
-    from models.passwords import hash_password
-
-    return hash_password(
-        password,
-        memory_kib=current_app.config["PASSWORD_HASH_MEMORY_KIB"],
-        time_cost=current_app.config["PASSWORD_HASH_TIME_COST"],
-    )
+from web.scim.users import password_hash_for
 
 
 @group.command("admin", help="Make EMAIL an admin of the organization and set its password.")
@@ -78,7 +67,7 @@ def admin(org_id: str, email: str, password_stdin: bool, keep_password: bool, re
             user = store.create_user(session, org.id, attrs).user
             created = True
         if password is not None:
-            user.password_hash = _password_hash(password)
+            user.password_hash = password_hash_for(password)
         elif not user.password_hash:
             raise click.ClickException("this user has no password yet: set one")
         user.is_admin = True

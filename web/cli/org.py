@@ -81,8 +81,8 @@ def _demo_admin(session: Session, org: Organization) -> tuple[str, str]:
     import secrets
 
     from models import store
-    from models.passwords import hash_password
     from models.user import User
+    from web.scim.users import password_hash_for
 
     email = "admin@demo.example"
     password = secrets.token_urlsafe(12)
@@ -91,11 +91,7 @@ def _demo_admin(session: Session, org: Organization) -> tuple[str, str]:
         attrs = {"userName": email, "displayName": "Demo Admin", "active": True,
                  "emails": [{"value": email, "type": "work", "primary": True}]}
         user = store.create_user(session, org.id, attrs).user
-    user.password_hash = hash_password(
-        password,
-        memory_kib=current_app.config["PASSWORD_HASH_MEMORY_KIB"],
-        time_cost=current_app.config["PASSWORD_HASH_TIME_COST"],
-    )
+    user.password_hash = password_hash_for(password)
     user.is_admin = True
     return email, password
 
