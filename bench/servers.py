@@ -32,6 +32,28 @@ SETUP_TIMEOUT_S = 600
 READY_TIMEOUT_S = 90
 
 
+SMTP_SINK_PORT = 18125
+
+
+class _Discard:
+    """aiosmtpd handler: accept every message and keep nothing (counts them)."""
+
+    received = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        _Discard.received += 1
+        return "250 OK"
+
+
+def start_smtp_sink() -> Any:
+    """An aiosmtpd server on 127.0.0.1:SMTP_SINK_PORT in a thread of this process."""
+    from aiosmtpd.controller import Controller
+
+    controller = Controller(_Discard(), hostname="127.0.0.1", port=SMTP_SINK_PORT)
+    controller.start()
+    return controller
+
+
 class ServerError(RuntimeError):
     """A server that could not be installed, prepared or started."""
 
@@ -311,7 +333,10 @@ class Ours(Server):
             "REDIS_URL": self.redis_url,
             "SECRET_KEY": secrets.token_urlsafe(32),
             "PUBLIC_URL": f"http://127.0.0.1:{self.port}",
-            "SMTP_URL": "smtp://127.0.0.1:8025",
+            # A real SMTP server that accepts and discards (started with the service): a
+            # deployment has one, and a refused connection would make every welcome mail
+            # retry, costing the worker CPU the web processes need.
+            "SMTP_URL": f"smtp://127.0.0.1:{SMTP_SINK_PORT}",
             # One token sends every request here: a limit that is never reached, so the
             # limiter's Redis round trip is measured but never refuses (peers have none).
             "WORKTEAM_RATE_LIMIT": "1000000",
@@ -367,12 +392,19 @@ class Ours(Server):
         self.token = tok["token"]
         base = str(tok.get("base_url") or "")
         self._base_url = base.rstrip("/")
+        self.smtp = start_smtp_sink()
         self.spawn([str(self.venv / "gunicorn"), "-c", str(BENCH / "gunicorn.conf.py"),
                     "-b", f"127.0.0.1:{self.port}", "web:create_app()"],
                    "web", env=self.env, cwd=REPO)
         self.spawn([str(self.venv / "celery"), "-A", "tasks.celery_app", "worker",
                     "--loglevel", "warning"], "worker", env=self.env, cwd=REPO)
         self.wait_ready()
+
+    def stop(self) -> None:
+        super().stop()
+        if getattr(self, "smtp", None) is not None:
+            self.smtp.stop()
+            self.smtp = None
 
 
 SERVERS: dict[str, type[Server]] = {

@@ -2,8 +2,9 @@
 
 Called by the store inside the write's transaction; returns the ids of the jobs it wrote, which
 the caller publishes after commit. Dedup keys are (kind, subject, version): a retried or
-repeated write of the same version writes no second job. The job kinds and their tasks are
-mapped in tasks/outbox.py.
+repeated write of the same version writes no second job. Organization-wide work (resolving
+pending manager references, the license check) is one coalesced job per organization. The job
+kinds and their tasks are mapped in tasks/outbox.py.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from models import managers, memberships
 from models.jobs import (
     KIND_LICENSE_CHECK,
     KIND_MANAGERS,
+    KIND_MANAGERS_ORG,
     KIND_NOTIFY_DEACTIVATED,
     enqueue,
+    enqueue_coalesced,
 )
 from models.organization import Organization
 from models.user import User
@@ -46,17 +49,20 @@ def user_written(
     ids: list[int | None] = []
     if event == "created":
         # Always: the new user may be the manager that pending references are waiting for.
-        ids.append(_job(session, user, KIND_MANAGERS, version, ids_changed=False))
+        ids.append(enqueue_coalesced(session, user.org_id, KIND_MANAGERS_ORG))
         if paid and user.active:
-            ids.append(_job(session, user, KIND_LICENSE_CHECK, version))
+            ids.append(enqueue_coalesced(session, user.org_id, KIND_LICENSE_CHECK))
     elif event == "updated":
         prev = previous or {}
         ids_changed = any(prev.get(col) != getattr(user, col) for col in ID_LIKE)
-        if ids_changed or prev.get("manager_value") != user.manager_value:
-            ids.append(_job(session, user, KIND_MANAGERS, version, ids_changed=ids_changed))
+        if ids_changed:
+            # Its reports linked through an old value are rechecked one by one (rare).
+            ids.append(_job(session, user, KIND_MANAGERS, version, ids_changed=True))
+        elif prev.get("manager_value") != user.manager_value:
+            ids.append(enqueue_coalesced(session, user.org_id, KIND_MANAGERS_ORG))
         if prev.get("active") != user.active:
             if paid:
-                ids.append(_job(session, user, KIND_LICENSE_CHECK, version))
+                ids.append(enqueue_coalesced(session, user.org_id, KIND_LICENSE_CHECK))
             if not user.active:
                 ids.append(
                     _job(session, user, KIND_NOTIFY_DEACTIVATED, version, version=user.version)
@@ -64,7 +70,7 @@ def user_written(
     elif event == "deleted":
         managers.release_reports(session, user)
         if paid:
-            ids.append(_job(session, user, KIND_LICENSE_CHECK, "deleted"))
+            ids.append(enqueue_coalesced(session, user.org_id, KIND_LICENSE_CHECK))
     # Pending group members naming this user (one indexed EXISTS; a job only if any).
     ids.extend(memberships.pending_followups(session, user, event=event, previous=previous))
     return [i for i in ids if i is not None]

@@ -3,9 +3,10 @@ publishes the returned ids after commit (tasks/outbox.py), and a beat sweep catc
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -17,7 +18,9 @@ ENQUEUED_KINDS = "workteam.enqueued_kinds"
 
 # Job kinds written by the data layer; tasks/outbox.py maps each to its Celery task.
 KIND_MANAGERS = "managers.resolve"  # subject: a user whose reference or id-like values changed
-KIND_LICENSE_CHECK = "licenses.check"  # subject: the user whose event may change seat use
+# Coalesced, one pending per organization: resolve every pending reference of the organization.
+KIND_MANAGERS_ORG = "managers.resolve_org"
+KIND_LICENSE_CHECK = "licenses.check"  # coalesced per organization (the check is org-wide)
 KIND_MAIL = "mail.send"  # subject: a mail event key; one job per (event, recipient)
 KIND_NOTIFY_DEACTIVATED = "mail.deactivated"  # fans out to the manager or the org admins
 
@@ -57,3 +60,65 @@ def pending_ids(session: Session, limit: int = 500) -> list[int]:
             select(Job.id).where(Job.state == "pending").order_by(Job.created).limit(limit)
         )
     )
+
+
+# --------------------------------------------------------------------- coalesced jobs
+# Some work is organization-wide (resolve every pending manager reference, recount seats): one
+# run covers any number of writes. Such a job has the dedup key "<kind>:<org>:next" while it
+# waits, so a burst of writes shares one job row and one Celery message instead of one each.
+#
+# The race to close: a write joins the waiting job, and before the write commits, a worker
+# starts the job and misses the write. So a write joins under a shared advisory lock held to
+# its commit, and a worker claims the job (renames its key, so later writes make a new job)
+# under the exclusive lock in a transaction of its own, committed before the work begins: the
+# claim waits for every write that joined, and the work sees them all.
+COALESCED_SUFFIX = ":next"
+
+_COALESCED_INSERT = text(
+    """
+    WITH joined AS (SELECT pg_advisory_xact_lock_shared(:lock_key))
+    INSERT INTO jobs (org_id, kind, dedup_key, payload, state, attempts, progress_done,
+                      progress_total, created, updated)
+    SELECT :org_id, :kind, :dedup_key, '{}'::jsonb, 'pending', 0, 0, 0, now(), now()
+    FROM joined
+    ON CONFLICT (dedup_key) DO NOTHING
+    RETURNING id
+    """
+)
+
+
+def coalesced_key(kind: str, org_id: uuid.UUID) -> str:
+    return f"{kind}:{org_id}{COALESCED_SUFFIX}"
+
+
+def _lock_key(dedup_key: str) -> int:
+    return int.from_bytes(hashlib.sha256(dedup_key.encode()).digest()[:8], "big", signed=True)
+
+
+def enqueue_coalesced(session: Session, org_id: uuid.UUID, kind: str) -> int | None:
+    """Make sure a job of ``kind`` for the organization is waiting and will see this write;
+    return its id if this call created it (then the caller publishes it), else None."""
+    key = coalesced_key(kind, org_id)
+    job_id = session.scalar(
+        _COALESCED_INSERT,
+        {"lock_key": _lock_key(key), "org_id": org_id, "kind": kind, "dedup_key": key},
+    )
+    if job_id is not None:
+        session.info.setdefault(ENQUEUED_KINDS, {})[job_id] = kind
+    return job_id
+
+
+def claim_coalesced(session: Session, job_id: int, dedup_key: str) -> None:
+    """Detach a waiting coalesced job from its key and commit (see above). Waits for the writes
+    that joined it; gives up after a few seconds (the caller retries) rather than stall writes
+    queued behind this lock. A job already claimed is left as it is."""
+    if not dedup_key.endswith(COALESCED_SUFFIX):
+        return
+    session.execute(text("SET LOCAL lock_timeout = '5s'"))
+    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(dedup_key)})
+    session.execute(
+        text("UPDATE jobs SET dedup_key = :claimed WHERE id = :id AND dedup_key = :key"),
+        {"claimed": f"{dedup_key.removesuffix(COALESCED_SUFFIX)}:{job_id}", "id": job_id,
+         "key": dedup_key},
+    )
+    session.commit()

@@ -156,6 +156,140 @@ def pending_naming(session: Session, user: User) -> list[uuid.UUID]:
     return list(dict.fromkeys(session.scalars(union_all(*lookups))))
 
 
+# ------------------------------------------------------------------ all pending, in bulk
+
+
+def _pick(
+    value: str, by_key: dict[str, dict[str, list[uuid.UUID]]]
+) -> tuple[uuid.UUID | None, str | None]:
+    """``find_manager``'s precedence and ambiguity rule over prefetched matches."""
+    as_id = _as_uuid(value)
+    candidates = (
+        ("id", by_key["id"].get(str(as_id)) if as_id is not None else None),
+        ("externalId", by_key["externalId"].get(value)),
+        ("userName", by_key["userName"].get(value.lower())),
+        ("employeeNumber", by_key["employeeNumber"].get(value)),
+    )
+    for name, hits in candidates:
+        if hits and len(hits) == 1:
+            return hits[0], None
+        if hits:
+            return None, f"ambiguous: {len(hits)} users have this {name}"
+    return None, NOT_FOUND
+
+
+_MATCHES = {
+    "id": "SELECT id, id::text AS k FROM users WHERE org_id = :org AND id = ANY(:v)",
+    "externalId": "SELECT id, external_id AS k FROM users "
+    "WHERE org_id = :org AND external_id = ANY(:v)",
+    "userName": "SELECT id, lower(user_name) AS k FROM users "
+    "WHERE org_id = :org AND lower(user_name) = ANY(:v)",
+    "employeeNumber": "SELECT id, employee_number AS k FROM users "
+    "WHERE org_id = :org AND employee_number = ANY(:v)",
+}
+
+
+def _chains(session: Session, start: set[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+    """The resolved manager edges above ``start``, one query per level of the hierarchy."""
+    edges: dict[uuid.UUID, uuid.UUID] = {}
+    seen: set[uuid.UUID] = set()
+    frontier = set(start)
+    for _ in range(MAX_DEPTH):
+        if not frontier:
+            break
+        seen |= frontier
+        rows = session.execute(
+            text(
+                "SELECT id, manager_id FROM users WHERE id = ANY(:ids) "
+                "AND manager_state = 'resolved' AND manager_id IS NOT NULL"
+            ),
+            {"ids": list(frontier)},
+        ).all()
+        edges.update({row.id: row.manager_id for row in rows})
+        frontier = {row.manager_id for row in rows} - seen
+    return edges
+
+
+def _reaches(edges: dict[uuid.UUID, uuid.UUID], start: uuid.UUID, target: uuid.UUID) -> bool:
+    node: uuid.UUID | None = start
+    for _ in range(MAX_DEPTH):
+        if node is None:
+            return False
+        if node == target:
+            return True
+        node = edges.get(node)
+    return True  # deeper than any real organization: refuse rather than risk a loop
+
+
+def resolve_pending(session: Session, org_id: uuid.UUID) -> int:
+    """Resolve every pending reference of the organization at once (the caller holds
+    ``lock_org``); return how many changed state. A handful of statements whatever the
+    number of references: the pending rows, one indexed ``= ANY`` lookup per key, one query per
+    level of the hierarchy for the cycle check, one UPDATE. Same rules as ``resolve``, applied
+    in creation order (so of two references forming a cycle, the later one is refused)."""
+    pending = session.execute(
+        text(
+            "SELECT id, manager_value, manager_reason FROM users "
+            "WHERE org_id = :org AND manager_state = 'pending' ORDER BY seq"
+        ),
+        {"org": org_id},
+    ).all()
+    if not pending:
+        return 0
+    values = {row.manager_value for row in pending if row.manager_value}
+    wanted = {
+        "id": sorted({str(u) for v in values if (u := _as_uuid(v)) is not None}),
+        "externalId": sorted(values),
+        "userName": sorted({v.lower() for v in values}),
+        "employeeNumber": sorted(values),
+    }
+    by_key: dict[str, dict[str, list[uuid.UUID]]] = {}
+    for name, sql in _MATCHES.items():
+        found: dict[str, list[uuid.UUID]] = {}
+        if wanted[name]:
+            for row in session.execute(text(sql), {"org": org_id, "v": wanted[name]}):
+                found.setdefault(row.k, []).append(row.id)
+        by_key[name] = found
+    picks = {row.id: _pick(row.manager_value or "", by_key) for row in pending}
+    edges = _chains(session, {mid for mid, _ in picks.values() if mid is not None})
+    changes: list[tuple[uuid.UUID, str, uuid.UUID | None, str | None, str]] = []
+    for row in pending:
+        manager_id, reason = picks[row.id]
+        state = "pending"
+        if not row.manager_value:
+            state, manager_id, reason = "none", None, None
+        elif manager_id == row.id:
+            state, manager_id, reason = "invalid", None, SELF
+        elif manager_id is not None and _reaches(edges, manager_id, row.id):
+            state, manager_id, reason = "invalid", None, CYCLE
+        elif manager_id is not None:
+            state = "resolved"
+            edges[row.id] = manager_id
+        if (state, reason) != ("pending", row.manager_reason):
+            changes.append((row.id, state, manager_id, reason, row.manager_value or ""))
+    if not changes:
+        return 0
+    ids, states, managers_, reasons, values_ = (list(col) for col in zip(*changes, strict=True))
+    # The guard on state and value: a write that changed the reference since it was read
+    # keeps its own (pending) state and has enqueued the next run.
+    result = session.execute(
+        text(
+            """
+            UPDATE users AS u
+            SET manager_state = v.state, manager_id = v.manager_id, manager_reason = v.reason
+            FROM unnest(CAST(:ids AS uuid[]), CAST(:states AS text[]),
+                        CAST(:managers AS uuid[]), CAST(:reasons AS text[]),
+                        CAST(:vals AS text[])) AS v(id, state, manager_id, reason, val)
+            WHERE u.id = v.id AND u.manager_state = 'pending'
+              AND coalesce(u.manager_value, '') = v.val
+            """
+        ),
+        {"ids": ids, "states": states, "managers": managers_, "reasons": reasons,
+         "vals": values_},
+    )
+    return result.rowcount or 0
+
+
 def reports_of(session: Session, manager_id: uuid.UUID) -> list[uuid.UUID]:
     return list(session.scalars(select(User.id).where(User.manager_id == manager_id)))
 

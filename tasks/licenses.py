@@ -1,10 +1,10 @@
 """License checks: ``tasks.licenses.check(job_id)`` and the periodic reconciliation.
 
-Every create, reactivation, deactivation and delete in a paid organization writes a check job.
+Every create, reactivation, deactivation and delete in a paid organization makes sure a check
+of its organization is waiting (one coalesced job for any number of writes: models/jobs.py).
 A check locks the organization's row, so checks of one organization run one at a time and
 never license more than its seats (models/licensing.py has the rule). A running check also
-covers every check job of its organization already committed, so it marks them done: under a
-burst of creates most messages find their job done and return at once.
+covers the other committed check jobs of its organization (seat changes, re-syncs).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from models import licensing
 from models.db import utcnow
-from models.jobs import KIND_LICENSE_CHECK, KIND_MAIL, enqueue
+from models.jobs import COALESCED_SUFFIX, KIND_LICENSE_CHECK, KIND_MAIL, enqueue
 from models.organization import Organization
 from models.outbox import Job
 from tasks import db, notifications
@@ -62,6 +62,8 @@ def reconcile_org(session: Session, org_id: uuid.UUID) -> list[int]:
 def handle(session: Session, job: Job) -> list[int]:
     # Other check jobs of this organization committed before this point are covered by this
     # run (their user changes are visible to the statements below): close them with this one.
+    # Writes enqueue one coalesced job per organization (models/jobs.py); others come from
+    # `flask org seats` and the re-sync.
     covered = list(
         session.scalars(
             select(Job.id)
@@ -70,6 +72,8 @@ def handle(session: Session, job: Job) -> list[int]:
                 Job.kind == KIND_LICENSE_CHECK,
                 Job.state == "pending",
                 Job.id != job.id,
+                # A waiting coalesced job may have writers not yet committed: it runs itself.
+                ~Job.dedup_key.endswith(COALESCED_SUFFIX),
             )
             .with_for_update(skip_locked=True)
         )
@@ -87,7 +91,7 @@ def handle(session: Session, job: Job) -> list[int]:
 
 @shared_task(name="tasks.licenses.check", bind=True, ignore_result=True)
 def check(self: Task, job_id: int) -> str:
-    return run_job(self, job_id, handle)
+    return run_job(self, job_id, handle, coalesced=True)
 
 
 def reconcile_all() -> int:

@@ -1,10 +1,11 @@
-"""Manager resolution: ``tasks.managers.resolve(job_id)`` and the periodic sweep.
+"""Manager resolution: ``tasks.managers.resolve_org(job_id)``, ``tasks.managers.resolve(job_id)``
+and the periodic sweep.
 
-A job's subject is a user that was created, changed its manager reference, or changed an
-id-like value (userName, externalId, employeeNumber). The task resolves the subject's own
-reference, every pending reference that now names the subject (whichever of the two users
-arrived first), and — when the subject's id-like values changed — its reports whose reference
-no longer names it. Constant indexed queries per user; see models/managers.py.
+Creates and reference changes enqueue one coalesced job per organization (models/jobs.py):
+``resolve_org`` resolves every pending reference of the organization in a few bulk statements,
+whichever of the two users arrived first. A user whose id-like value (userName, externalId,
+employeeNumber) changed gets a job of its own: ``resolve`` rechecks its reports whose reference
+no longer names it, and the pending references that now do. See models/managers.py.
 """
 
 from __future__ import annotations
@@ -94,6 +95,18 @@ def handle(session: Session, job: Job) -> list[int]:
 @shared_task(name="tasks.managers.resolve", bind=True, ignore_result=True)
 def resolve(self: Task, job_id: int) -> str:
     return run_job(self, job_id, handle)
+
+
+def handle_org(session: Session, job: Job) -> list[int]:
+    """Every pending reference of the job's organization, in bulk (models.managers)."""
+    m.lock_org(session, job.org_id)
+    job.result = {"changed": m.resolve_pending(session, job.org_id)}
+    return []
+
+
+@shared_task(name="tasks.managers.resolve_org", bind=True, ignore_result=True)
+def resolve_org(self: Task, job_id: int) -> str:
+    return run_job(self, job_id, handle_org, coalesced=True)
 
 
 def sweep_pending(limit: int = SWEEP_BATCH) -> int:

@@ -27,7 +27,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from models.db import utcnow
-from models.jobs import KIND_LICENSE_CHECK, KIND_MAIL, KIND_MANAGERS, KIND_NOTIFY_DEACTIVATED
+from models.jobs import (
+    KIND_LICENSE_CHECK,
+    KIND_MAIL,
+    KIND_MANAGERS,
+    KIND_MANAGERS_ORG,
+    KIND_NOTIFY_DEACTIVATED,
+    claim_coalesced,
+)
 from models.outbox import JOB_PENDING, Job
 from tasks import db, settings
 
@@ -36,6 +43,7 @@ log = logging.getLogger("workteam.outbox")
 # Job kind -> Celery task name. Readable names: Flower lists tasks by them.
 TASKS: dict[str, str] = {
     KIND_MANAGERS: "tasks.managers.resolve",
+    KIND_MANAGERS_ORG: "tasks.managers.resolve_org",
     KIND_LICENSE_CHECK: "tasks.licenses.check",
     KIND_MAIL: "tasks.notifications.send",
     KIND_NOTIFY_DEACTIVATED: "tasks.notifications.deactivated",
@@ -196,11 +204,16 @@ def backoff(attempt: int) -> float:
     return delay / 2 + random.uniform(0, delay / 2)
 
 
-def run_job(task: Task, job_id: int, handler: Handler) -> str:
-    """Run ``handler`` for the job once, to completion; see the module docstring."""
+def run_job(task: Task, job_id: int, handler: Handler, *, coalesced: bool = False) -> str:
+    """Run ``handler`` for the job once, to completion; see the module docstring. A
+    ``coalesced`` job (models/jobs.py) is claimed first, in a transaction of its own."""
     new_jobs: list[int] = []
     with db.session() as session:
         try:
+            if coalesced:
+                key = session.scalar(select(Job.dedup_key).where(Job.id == job_id))
+                if key is not None:
+                    claim_coalesced(session, job_id, key)
             job = session.scalar(
                 select(Job).where(Job.id == job_id).with_for_update(skip_locked=True)
             )

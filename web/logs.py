@@ -41,8 +41,10 @@ def init_celery_logging() -> None:
     outbox job id as their first argument (tasks/outbox.py); other arguments are not logged."""
     from celery import signals
 
-    def _setup(**_: object) -> None:
-        configure_logging()
+    def _setup(loglevel: object = None, **_: object) -> None:
+        # Celery's --loglevel (a name or a number) is honoured; INFO when none was given.
+        level = logging.getLevelName(loglevel) if isinstance(loglevel, str) else loglevel
+        configure_logging(level if isinstance(level, int) else logging.INFO)
 
     def _prerun(task_id=None, task=None, args=None, **_: object) -> None:  # type: ignore[no-untyped-def]
         job_id = args[0] if args and isinstance(args[0], int) else None
@@ -60,6 +62,7 @@ def init_celery_logging() -> None:
 def configure_logging(level: int = logging.INFO) -> None:
     root = logging.getLogger()
     if any(getattr(h, "_workteam", False) for h in root.handlers):
+        root.setLevel(level)
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(

@@ -227,24 +227,27 @@ def test_operations_run_as_the_caller_organization(scim):
     assert other.get(f"/Users/{theirs['id']}").status_code == 200
 
 
-def test_bulk_writes_the_same_follow_up_jobs_as_single_requests(scim, app):
-    from models.jobs import KIND_LICENSE_CHECK, KIND_MANAGERS
+def test_bulk_writes_the_same_follow_up_jobs_as_single_requests(app):
+    from models.jobs import KIND_LICENSE_CHECK, KIND_MANAGERS_ORG
     from models.memberships import RESOLVE_KIND
     from models.outbox import Job
 
     # The kinds a user create writes itself (a running worker may add others, e.g. mail).
-    written_by_create = (KIND_MANAGERS, KIND_LICENSE_CHECK, RESOLVE_KIND)
+    # Organization-wide jobs are coalesced, so each create goes to an organization of its own.
+    written_by_create = (KIND_MANAGERS_ORG, KIND_LICENSE_CHECK, RESOLVE_KIND)
+    single = ScimClient(app.test_client(), make_org(app))
+    batch = ScimClient(app.test_client(), make_org(app))
 
-    single = scim.create_user("single-jobs@example.com")
-    r = bulk(scim, [{"method": "POST", "path": "/Users", "bulkId": "j",
-                     "data": {"schemas": [USER], "userName": "bulk-jobs@example.com"}}])
-    bulk_id = r.get_json()["Operations"][0]["location"].rsplit("/", 1)[1]
+    single.create_user("single-jobs@example.com")
+    r = bulk(batch, [{"method": "POST", "path": "/Users", "bulkId": "j",
+                      "data": {"schemas": [USER], "userName": "bulk-jobs@example.com"}}])
+    assert r.get_json()["Operations"][0]["status"] == "201"
     with app.extensions["db.sessions"]() as session:
-        def kinds(user_id):
+        def kinds(org_id):
             return sorted(session.scalars(select(Job.kind).where(
-                Job.subject_id == user_id, Job.kind.in_(written_by_create))))
-        assert kinds(bulk_id) == kinds(single["id"])
-        assert KIND_MANAGERS in kinds(bulk_id)
+                Job.org_id == org_id, Job.kind.in_(written_by_create))))
+        assert kinds(batch.org.id) == kinds(single.org.id)
+        assert KIND_MANAGERS_ORG in kinds(batch.org.id)
 
 
 def test_unbreakable_cycle_is_409(scim):

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from models.jobs import KIND_MANAGERS
+from models.jobs import KIND_MANAGERS_ORG
 from tests.conftest import ScimClient, make_org
 from tests.fixtures_worker import ROOT, free_port, wait_until
 from tests.integration.worker_helpers import all_jobs_settled, jobs_of, person
@@ -59,11 +59,12 @@ def test_flower_shows_a_finished_task(worker_env, worker_app, tmp_path) -> None:
         for attempt in range(4):
             user = person(scim, f"flower{attempt}", displayName="Shown Nowhere")
             wait_until(lambda: all_jobs_settled(worker_app, scim.org.id))
-            job = max((j for j in jobs_of(worker_app, scim.org.id) if j.kind == KIND_MANAGERS),
+            job = max((j for j in jobs_of(worker_app, scim.org.id) if j.kind == KIND_MANAGERS_ORG),
                       key=lambda j: j.id)
 
             def shown(job_id: int = job.id) -> list[dict]:
-                status, body = _get(port, "/api/tasks?taskname=tasks.managers.resolve&limit=1000")
+                status, body = _get(
+                    port, "/api/tasks?taskname=tasks.managers.resolve_org&limit=1000")
                 tasks = json.loads(body) if status == 200 else {}
                 return [t for t in tasks.values()
                         if t.get("args") in (f"[{job_id}]", f"({job_id},)")
@@ -74,8 +75,8 @@ def test_flower_shows_a_finished_task(worker_env, worker_app, tmp_path) -> None:
                 break
             except AssertionError:
                 continue
-        assert task is not None, "Flower never showed a finished tasks.managers.resolve"
-        assert task["name"] == "tasks.managers.resolve"
+        assert task is not None, "Flower never showed a finished tasks.managers.resolve_org"
+        assert task["name"] == "tasks.managers.resolve_org"
         assert user["userName"] not in json.dumps(task) and "Shown Nowhere" not in json.dumps(task)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
