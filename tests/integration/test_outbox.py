@@ -232,3 +232,46 @@ def test_transient_classification_and_backoff() -> None:
     for n, d in enumerate(delays, start=1):
         top = min(cap, base * 2 ** (n - 1))
         assert top / 2 <= d <= top
+
+
+def test_coalesced_job_is_claimed_only_after_every_write_that_joined_it(app) -> None:
+    """The race coalescing must close: a write joins the waiting job, a worker claims the job
+    before the write commits and would miss it. The claim has to wait for the write."""
+    import threading
+
+    from models.jobs import (
+        KIND_MANAGERS_ORG,
+        claim_coalesced,
+        coalesced_key,
+        enqueue_coalesced,
+    )
+
+    org = make_org(app)
+    sessions = app.extensions["db.sessions"]
+    with sessions() as first:
+        job_id = enqueue_coalesced(first, org.id, KIND_MANAGERS_ORG)
+        first.commit()
+    assert job_id is not None
+    writer = sessions()
+    assert enqueue_coalesced(writer, org.id, KIND_MANAGERS_ORG) is None  # joined the same job
+    claimed = threading.Event()
+
+    def claim() -> None:
+        with sessions() as worker:
+            claim_coalesced(worker, job_id, coalesced_key(KIND_MANAGERS_ORG, org.id))
+        claimed.set()
+
+    thread = threading.Thread(target=claim)
+    thread.start()
+    try:
+        assert not claimed.wait(1.0), "the claim did not wait for the write that joined the job"
+        writer.commit()
+        assert claimed.wait(10)
+    finally:
+        writer.close()
+        thread.join(10)
+    with sessions() as session:
+        # Claimed: the next write makes a new job instead of joining the running one.
+        assert session.get(Job, job_id).dedup_key == f"{KIND_MANAGERS_ORG}:{org.id}:{job_id}"
+        assert enqueue_coalesced(session, org.id, KIND_MANAGERS_ORG) not in (None, job_id)
+        session.rollback()
