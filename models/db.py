@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
+from typing import Any
 
-from sqlalchemy import MetaData, create_engine
+from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
 NAMING_CONVENTION = {
@@ -30,16 +33,42 @@ def sqlalchemy_url(database_url: str) -> str:
     return database_url
 
 
+# A pooled connection idle for longer than this is pinged before use (see make_engine).
+PING_IF_IDLE_SECONDS = 1.0
+
+
 def make_engine(database_url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
-    # pre_ping: a PostgreSQL restart costs the requests in the gap, not every request after it.
-    return create_engine(
+    """The engine, with a ping only for connections that sat idle: SQLAlchemy's pre_ping costs
+    a round trip on every checkout (a tenth of a lookup's time here), while a connection in
+    steady use is known to work. After a PostgreSQL restart, the requests in flight fail (503),
+    the first error invalidates the pool, and idle connections are caught by the ping."""
+    engine = create_engine(
         sqlalchemy_url(database_url),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         pool_recycle=1800,
         echo=echo,
     )
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_IF_IDLE_SECONDS:
+            return
+        try:
+            dbapi_conn.execute("SELECT 1")
+            if dbapi_conn.info.transaction_status != 0:  # psycopg: IDLE
+                dbapi_conn.rollback()
+        except Exception as exc:
+            # The pool discards this connection and tries another (SQLAlchemy's documented
+            # pessimistic-disconnect recipe).
+            raise DisconnectionError(str(exc)) from exc
+
+    return engine
 
 
 def make_session_factory(engine: Engine) -> sessionmaker:

@@ -21,6 +21,7 @@ that the same user sent in two spellings is one member.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -289,9 +290,11 @@ def groups_of_users(
     return out
 
 
+@functools.cache
 def groups_column() -> Any:
     """A correlated subquery giving each ``users`` row its direct groups as a JSON array of
-    ``[group id, displayName]``, so a page of users and their groups is one query."""
+    ``[group id, displayName]``, so a page of users and their groups is one query. Built once:
+    SQL constructs are immutable, and building it took a tenth of a lookup."""
     return (
         select(
             func.coalesce(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from typing import Any
 
 import redis
 from flask import current_app, g
@@ -46,6 +47,7 @@ return {1, 0}
 """
 
 _clients: dict[str, redis.Redis] = {}
+_scripts: dict[str, Any] = {}  # URL -> registered GCRA script (EVALSHA; EVAL only if unknown)
 _down_until: dict[str, float] = {}  # Redis URL -> monotonic time before which it is not tried
 
 
@@ -64,9 +66,10 @@ def allow(key: str, rate: float, burst_seconds: float, url: str) -> tuple[bool, 
     interval = 1_000_000 / rate
     tolerance = max(interval * rate * burst_seconds - interval, 0)
     try:
-        allowed, wait_us = _client(url).eval(
-            _GCRA, 1, KEY_PREFIX + key, int(interval), int(tolerance)
-        )
+        script = _scripts.get(url)
+        if script is None:
+            script = _scripts[url] = _client(url).register_script(_GCRA)
+        allowed, wait_us = script(keys=[KEY_PREFIX + key], args=[int(interval), int(tolerance)])
     except redis.RedisError as exc:
         _down_until[url] = time.monotonic() + RETRY_AFTER_FAILURE_SECONDS
         log.warning("rate limiter: Redis unavailable, not limiting (%s)", type(exc).__name__)
