@@ -29,12 +29,14 @@ log = logging.getLogger("workteam.licenses")
 
 def reconcile_org(session: Session, org_id: uuid.UUID) -> list[int]:
     """Recompute the organization's licenses now (no commit); write the mail jobs it calls
-    for and return their ids. Used by the check task, the sweep and the re-sync."""
+    for and return the ids to publish after commit (welcome mails: one per BATCH, see below).
+    Used by the check task, the sweep and the re-sync."""
     result = licensing.reconcile(session, org_id)
+    welcome: list[int | None] = []
     jobs: list[int | None] = []
     for user_id in result.licensed:
         event = f"welcome:{user_id}"  # one welcome per user, ever
-        jobs.append(
+        welcome.append(
             enqueue(
                 session,
                 org_id,
@@ -45,6 +47,9 @@ def reconcile_org(session: Session, org_id: uuid.UUID) -> list[int]:
                          "user_id": str(user_id)},
             )
         )
+    # One task per batch of welcome mails: each send task also sends the others waiting
+    # (tasks/notifications.py); the outbox sweep republishes any left over.
+    jobs += [j for j in welcome if j is not None][:: notifications.BATCH]
     if result.opened_overflow is not None:
         episode = result.opened_overflow.isoformat()
         jobs += notifications.to_admins(

@@ -84,8 +84,7 @@ def _tls_context(cafile: str | None) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=cafile)
 
 
-def send(msg: EmailMessage, smtp_url: str, timeout: float = 10.0) -> None:
-    cfg = parse_smtp_url(smtp_url)
+def _connect(cfg: SmtpSettings, timeout: float) -> smtplib.SMTP:
     client: smtplib.SMTP
     if cfg.security == "tls":
         client = smtplib.SMTP_SSL(
@@ -93,9 +92,53 @@ def send(msg: EmailMessage, smtp_url: str, timeout: float = 10.0) -> None:
         )
     else:
         client = smtplib.SMTP(cfg.host, cfg.port, timeout=timeout)
-    with client:
+    try:
         if cfg.security == "starttls":
             client.starttls(context=_tls_context(cfg.cafile))
         if cfg.username:
             client.login(cfg.username, cfg.password or "")
-        client.send_message(msg)
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+class Mailer:
+    """One SMTP session for several messages (a batch of welcome mails): connected on the
+    first send, closed with QUIT by ``close``. A connection the server dropped between two
+    messages is opened again once."""
+
+    def __init__(self, smtp_url: str, timeout: float = 10.0) -> None:
+        self.cfg = parse_smtp_url(smtp_url)
+        self.timeout = timeout
+        self._client: smtplib.SMTP | None = None
+
+    def send(self, msg: EmailMessage) -> None:
+        if self._client is not None:
+            try:
+                self._client.send_message(msg)
+                return
+            except smtplib.SMTPServerDisconnected:
+                self._client = None  # idle too long for the server: connect again below
+        self._client = _connect(self.cfg, self.timeout)
+        self._client.send_message(msg)
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.quit()
+            except (smtplib.SMTPException, OSError):
+                client.close()
+
+    def __enter__(self) -> Mailer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def send(msg: EmailMessage, smtp_url: str, timeout: float = 10.0) -> None:
+    """One message in a session of its own."""
+    with Mailer(smtp_url, timeout) as mailer:
+        mailer.send(msg)

@@ -2,13 +2,17 @@
 recipient); ``tasks.notifications.deactivated(job_id)`` picks who hears about a deactivation.
 
 Exactly once per event: a ``sent_mail`` row keyed by the event is locked for the send and marked
-sent in the same transaction as the job. The one gap left is a worker dying after the SMTP
-server accepted the message but before that commit; the retry then sends again, with the same
-Message-ID (derived from the event key), which receivers use to drop duplicates.
+sent in the same transaction as the job. A send task also sends, in transactions of their own,
+up to BATCH-1 other waiting mails of its organization over the same SMTP session; so a burst of
+welcome mails needs only one published task per BATCH (tasks/licenses.py). The one gap left
+is a worker dying after the SMTP server accepted the message but before that commit; the retry
+then sends again, with the same Message-ID (derived from the event key), which receivers use to
+drop duplicates.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 
@@ -22,12 +26,17 @@ from models import licensing
 from models.db import utcnow
 from models.jobs import KIND_MAIL, enqueue
 from models.organization import Organization
-from models.outbox import Job, SentMail
+from models.outbox import JOB_PENDING, Job, SentMail
 from models.user import User
-from tasks import mail, settings
-from tasks.outbox import run_job
+from tasks import db, mail, settings
+from tasks.outbox import is_transient, publish, run_job
 
 log = logging.getLogger("workteam.mail")
+
+# Mails of one organization sent by one task over one SMTP session. Welcome mails come in
+# bursts (an initial sync licenses thousands of users): a task, a connection and a QUIT per
+# mail cost the worker more than the mail itself.
+BATCH = 50
 
 
 def record_dropped(
@@ -134,7 +143,7 @@ def _context(session: Session, template: str, org: Organization, recipient: User
     return context
 
 
-def handle_send(session: Session, job: Job) -> list[int]:
+def handle_send(session: Session, job: Job, mailer: mail.Mailer | None = None) -> list[int]:
     p = job.payload
     template, event = p["template"], p["event"]
     session.execute(
@@ -166,7 +175,10 @@ def handle_send(session: Session, job: Job) -> list[int]:
         event,
         **_context(session, template, org, recipient, subject),
     )
-    mail.send(msg, current_app.config["SMTP_URL"], settings.get_float("WORKTEAM_SMTP_TIMEOUT"))
+    if mailer is None:
+        mail.send(msg, current_app.config["SMTP_URL"], settings.get_float("WORKTEAM_SMTP_TIMEOUT"))
+    else:
+        mailer.send(msg)
     record.state, record.recipient, record.sent_at = "sent", recipient.primary_email, utcnow()
     log.info("mail %s for job %s sent", template, job.id)
     return []
@@ -174,4 +186,50 @@ def handle_send(session: Session, job: Job) -> list[int]:
 
 @shared_task(name="tasks.notifications.send", bind=True, ignore_result=True)
 def send(self: Task, job_id: int) -> str:
-    return run_job(self, job_id, handle_send)
+    """This job's mail, then up to BATCH-1 other mails of its organization waiting for their
+    first attempt, over the same SMTP session (see ``send_waiting``)."""
+    timeout = settings.get_float("WORKTEAM_SMTP_TIMEOUT")
+    with mail.Mailer(current_app.config["SMTP_URL"], timeout) as mailer:
+        result = run_job(self, job_id, functools.partial(handle_send, mailer=mailer))
+        send_waiting(job_id, mailer)
+    return result
+
+
+def send_waiting(job_id: int, mailer: mail.Mailer, limit: int = BATCH - 1) -> int:
+    """Send other mails of ``job_id``'s organization that wait for their first attempt, each in
+    a transaction of its own (so exactly once, as for a single job); return how many. A mail
+    that fails is handed to a task of its own (retries, failure state) and, when the failure
+    is transient (SMTP down), the batch stops."""
+    sent = 0
+    skipped: list[int] = []
+    with db.session() as session:
+        org_id = session.scalar(select(Job.org_id).where(Job.id == job_id))
+    while org_id is not None and sent + len(skipped) < limit:
+        with db.session() as session:
+            job = session.scalar(
+                select(Job)
+                .where(Job.org_id == org_id, Job.kind == KIND_MAIL, JOB_PENDING,
+                       Job.attempts == 0, Job.id.not_in(skipped))
+                .order_by(Job.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            if job is None:
+                break
+            try:
+                handle_send(session, job, mailer)
+                now = utcnow()
+                job.state, job.attempts, job.updated, job.finished_at = "done", 1, now, now
+                job.result = {"batched_with": job_id}
+                session.commit()
+                sent += 1
+                continue
+            except Exception as exc:
+                session.rollback()
+                failed, transient, error = job.id, is_transient(exc), type(exc).__name__
+        log.info("batched mail job %s not sent (%s); handed to its own task", failed, error)
+        skipped.append(failed)
+        publish([failed], {failed: KIND_MAIL})
+        if transient:
+            break
+    return sent

@@ -103,3 +103,52 @@ def test_render_and_smtp_url_forms() -> None:
     assert "&lt;b&gt;" in html.get_payload(decode=True).decode()  # HTML is escaped
     assert msg["Message-ID"] == render("deactivated", "W <w@x>", "a@x", "ev:1", org_name="O",
                                        name="A", public_url="u", user_name="b")["Message-ID"]
+
+
+def test_welcome_mails_in_batches_exactly_once_and_a_refused_one_apart(
+    worker_app, smtp_server
+) -> None:
+    """Seats raised for 60 waiting users: one check licenses them all, two send tasks are
+    published (one per BATCH of 50) and each sends the others over its SMTP session. A
+    recipient the server refuses in the middle fails on its own; the batch goes on."""
+    import json
+    import time
+
+    from models.jobs import KIND_MAIL
+    from models.organization import Organization
+    from tests.conftest import RUN_ID
+
+    org = make_org(worker_app, seats=0)
+    with worker_app.extensions["db.sessions"]() as session:
+        session.get(Organization, org.id).rate_limit = 0
+        session.commit()
+    scim = ScimClient(worker_app.test_client(), org)
+    names = [f"batch-{RUN_ID}-{i}-{time.monotonic_ns()}@example.com" for i in range(60)]
+    refused = names[25]
+    smtp_server.reject.add(refused)
+    try:
+        for name in names:
+            scim.create_user(name, emails=[{"value": name, "primary": True}])
+        wait_until(lambda: all_jobs_settled(worker_app, org.id), timeout=30)
+        assert not smtp_server.to_any(set(names))  # no seat, no welcome
+        with worker_app.app_context():
+            result = worker_app.test_cli_runner().invoke(
+                args=["org", "seats", str(org.id), "100"])
+        assert result.exit_code == 0 and json.loads(result.output)["seats"] == 100
+        others = [n for n in names if n != refused]
+        wait_until(lambda: all(smtp_server.to(n) for n in others), timeout=60)
+        failed = wait_until(lambda: [j for j in jobs_of(worker_app, org.id, KIND_MAIL)
+                                     if j.state == "failed"], timeout=30)
+    finally:
+        smtp_server.reject.discard(refused)
+    assert [j.payload["event"] for j in failed] == [f"welcome:{_id(scim, refused)}"]
+    time.sleep(1)
+    assert all(len(smtp_server.to(n)) == 1 for n in others)
+    batched = [j for j in jobs_of(worker_app, org.id, KIND_MAIL)
+               if (j.result or {}).get("batched_with")]
+    assert len(batched) >= 40, len(batched)
+
+
+def _id(scim: ScimClient, user_name: str) -> str:
+    found = scim.get("/Users", query_string={"filter": f'userName eq "{user_name}"'}).get_json()
+    return found["Resources"][0]["id"]
