@@ -334,19 +334,23 @@ def _candidates(session: Session, user: User) -> list[str]:
 
 
 def has_pending_for(session: Session, user: User) -> bool:
-    """Is any pending member value of the organization naming ``user``? (indexed)"""
-    return bool(
-        session.scalar(
-            select(
-                exists().where(
-                    Membership.org_id == user.org_id,
-                    Membership.user_id.is_(None),
-                    Membership.member_group_id.is_(None),
-                    Membership.member_value.in_(_candidates(session, user)),
-                )
+    """Is any pending member value of the organization naming ``user``? (indexed) The usual
+    answer, no, takes one query: the externalId's ambiguity is checked only when a pending
+    member carries it."""
+    values = [str(user.id), *([user.external_id] if user.external_id else [])]
+    named = set(
+        session.scalars(
+            select(Membership.member_value)
+            .where(
+                Membership.org_id == user.org_id,
+                Membership.user_id.is_(None),
+                Membership.member_group_id.is_(None),
+                Membership.member_value.in_(values),
             )
+            .distinct()
         )
     )
+    return bool(named & set(_candidates(session, user))) if named else False
 
 
 def resolve_pending_members(session: Session, user: User) -> int:
