@@ -84,10 +84,15 @@ def classify(
     out = Classified(values=list(dict.fromkeys(normalise_value(v) for v in values if v.strip())))
     ids = {v: u for v in out.values if (u := _as_uuid(v)) is not None}
     if ids:
-        found = session.execute(
-            select(User.id).where(User.org_id == org_id, User.id.in_(list(ids.values())))
-        ).scalars()
-        user_set = set(found)
+        # ``= ANY(array)``: one parameter, one prepared statement whatever the batch size
+        # (``IN`` expands to a parameter per value and a new statement text per size). The
+        # organization is compared here, not in SQL: with ``org_id = ...`` in the query, stale
+        # statistics (a bulk load) made PostgreSQL scan the organization instead of the key.
+        rows = session.execute(
+            text("SELECT id, org_id FROM users WHERE id = ANY(CAST(:ids AS uuid[]))"),
+            {"ids": [str(u) for u in ids.values()]},
+        )
+        user_set = {row.id for row in rows if row.org_id == org_id}
         out.user_ids = {v: u for v, u in ids.items() if u in user_set}
         rest = {v: u for v, u in ids.items() if u not in user_set}
         if rest:
