@@ -162,7 +162,7 @@ def run(app, args: argparse.Namespace, worker: subprocess.Popen) -> dict:  # typ
         states = dict(session.execute(select(User.manager_state, func.count()).where(
             User.org_id == org_id).group_by(User.manager_state)).all())
         jobs_by_state = dict(session.execute(select(Job.state, func.count()).where(
-            Job.org_id == org_id, Job.kind == "managers.resolve").group_by(Job.state)).all())
+            Job.org_id == org_id, Job.kind.startswith("managers.")).group_by(Job.state)).all())
         # Every link correct: each user's manager is the user its reference was built from.
         wrong = session.scalar(text(
             "SELECT count(*) FROM users u JOIN users m ON m.id = u.manager_id "
