@@ -23,11 +23,12 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from celery import Celery, Task, shared_task
 from flask import current_app
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from models.db import utcnow
 from models.jobs import (
+    COALESCED_SUFFIX,
     KIND_LICENSE_CHECK,
     KIND_MAIL,
     KIND_MANAGERS,
@@ -263,6 +264,15 @@ def _failed(task: Task, job_id: int, exc: Exception) -> None:
                     finished_at=now if state == "failed" else None,
                 )
             )
+            if state == "failed":
+                # A failed coalesced job no longer takes writes: the next write makes a new one.
+                session.execute(
+                    text(
+                        "UPDATE jobs SET dedup_key = left(dedup_key, -length(:suffix)) "
+                        "|| ':' || id WHERE id = :id AND dedup_key LIKE '%' || :suffix"
+                    ),
+                    {"id": job_id, "suffix": COALESCED_SUFFIX},
+                )
             session.commit()
     except sa_exc.SQLAlchemyError:
         # The database itself is down: retry on Celery's own count; the sweep is the backstop.

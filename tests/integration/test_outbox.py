@@ -275,3 +275,20 @@ def test_coalesced_job_is_claimed_only_after_every_write_that_joined_it(app) -> 
         assert session.get(Job, job_id).dedup_key == f"{KIND_MANAGERS_ORG}:{org.id}:{job_id}"
         assert enqueue_coalesced(session, org.id, KIND_MANAGERS_ORG) not in (None, job_id)
         session.rollback()
+
+
+def test_a_failed_coalesced_job_takes_no_more_writes(app) -> None:
+    from models.jobs import KIND_MANAGERS_ORG, enqueue_coalesced
+
+    org = make_org(app)
+    sessions = app.extensions["db.sessions"]
+    with sessions() as session:
+        job_id = enqueue_coalesced(session, org.id, KIND_MANAGERS_ORG)
+        session.commit()
+    with app.app_context(), pytest.raises(outbox.JobFailed):
+        outbox._failed(None, job_id, ValueError("bad data"))  # permanent: no retry, no task
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        assert (job.state, job.dedup_key) == ("failed", f"{KIND_MANAGERS_ORG}:{org.id}:{job_id}")
+        assert enqueue_coalesced(session, org.id, KIND_MANAGERS_ORG) not in (None, job_id)
+        session.rollback()
