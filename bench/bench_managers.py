@@ -81,7 +81,8 @@ def main() -> None:
                                                     if k.startswith("WORKTEAM_")}})
         log = Path(tempfile.mkdtemp(prefix="bench-managers-")) / "worker.log"
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "tasks.celery_app", "worker", "-Q", queue,
+            [sys.executable, "-m", "celery", "-A", "tasks.celery_app", "worker",
+             "-Q", f"{queue},{queue}.mail",
              "-n", f"{queue}@%h", "--concurrency", str(args.concurrency), "--loglevel",
              "WARNING", "--without-gossip", "--without-mingle"],
             cwd=ROOT, env={**os.environ, **env}, stdout=log.open("wb"),

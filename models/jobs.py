@@ -4,6 +4,7 @@ publishes the returned ids after commit (tasks/outbox.py), and a beat sweep catc
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 
 from sqlalchemy import select, text
@@ -52,6 +53,47 @@ def enqueue(
     if job_id is not None:
         session.info.setdefault(ENQUEUED_KINDS, {})[job_id] = kind
     return job_id
+
+
+_INSERT_MANY = text(
+    """
+    INSERT INTO jobs (org_id, kind, dedup_key, subject_id, payload, state, attempts,
+                      progress_done, progress_total, created, updated)
+    SELECT :org_id, :kind, t.key, t.subject, t.payload, 'pending', 0, 0, 0, now(), now()
+    FROM unnest(CAST(:keys AS text[]), CAST(:subjects AS text[]), CAST(:payloads AS jsonb[]))
+         WITH ORDINALITY AS t(key, subject, payload, n)
+    ORDER BY t.n
+    ON CONFLICT (dedup_key) DO NOTHING
+    RETURNING id
+    """
+)
+
+
+def enqueue_many(
+    session: Session,
+    org_id: uuid.UUID,
+    kind: str,
+    jobs: list[tuple[str, str | None, dict]],
+) -> list[int]:
+    """``enqueue`` for many ``(dedup_key, subject_id, payload)`` in one statement (a license
+    check that gives out thousands of seats writes thousands of mail jobs); returns the ids
+    of the rows written, in order."""
+    if not jobs:
+        return []
+    ids = list(
+        session.scalars(
+            _INSERT_MANY,
+            {
+                "org_id": org_id,
+                "kind": kind,
+                "keys": [key for key, _, _ in jobs],
+                "subjects": [subject for _, subject, _ in jobs],
+                "payloads": [json.dumps(payload) for _, _, payload in jobs],
+            },
+        )
+    )
+    session.info.setdefault(ENQUEUED_KINDS, {}).update(dict.fromkeys(ids, kind))
+    return ids
 
 
 def pending_ids(session: Session, limit: int = 500) -> list[int]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import Index, func, literal, or_, select, text, union_all, update
 from sqlalchemy.orm import Session
@@ -221,12 +222,19 @@ def _reaches(edges: dict[uuid.UUID, uuid.UUID], start: uuid.UUID, target: uuid.U
     return True  # deeper than any real organization: refuse rather than risk a loop
 
 
-def resolve_pending(session: Session, org_id: uuid.UUID) -> int:
+@dataclass
+class PassResult:
+    changed: int  # references whose state changed
+    skipped: int  # references left for the next pass: their row was locked by a write
+
+
+def resolve_pending(session: Session, org_id: uuid.UUID) -> PassResult:
     """Resolve every pending reference of the organization at once (the caller holds
-    ``lock_org``); return how many changed state. A handful of statements whatever the
-    number of references: the pending rows, one indexed ``= ANY`` lookup per key, one query per
-    level of the hierarchy for the cycle check, one UPDATE. Same rules as ``resolve``, applied
-    in creation order (so of two references forming a cycle, the later one is refused)."""
+    ``lock_org``). A handful of statements whatever the number of references: the pending
+    rows, one indexed ``= ANY`` lookup per key, one query per level of the hierarchy for the
+    cycle check, one UPDATE. Same rules as ``resolve``, applied in creation order (so of two
+    references forming a cycle, the later one is refused). Rows locked by a write are skipped
+    (counted in the result) for the next pass."""
     pending = session.execute(
         text(
             "SELECT id, manager_value, manager_reason FROM users "
@@ -235,7 +243,7 @@ def resolve_pending(session: Session, org_id: uuid.UUID) -> int:
         {"org": org_id},
     ).all()
     if not pending:
-        return 0
+        return PassResult(0, 0)
     values = {row.manager_value for row in pending if row.manager_value}
     wanted = {
         "id": sorted({str(u) for v in values if (u := _as_uuid(v)) is not None}),
@@ -268,7 +276,20 @@ def resolve_pending(session: Session, org_id: uuid.UUID) -> int:
         if (state, reason) != ("pending", row.manager_reason):
             changes.append((row.id, state, manager_id, reason, row.manager_value or ""))
     if not changes:
-        return 0
+        return PassResult(0, 0)
+    # Rows a write (or a long license check) holds are skipped, not waited for: a pass that
+    # waited would hold up every other reference of the organization behind one row.
+    locked = set(
+        session.scalars(
+            text("SELECT id FROM users WHERE id = ANY(CAST(:ids AS uuid[])) "
+                 "FOR UPDATE SKIP LOCKED"),
+            {"ids": [str(c[0]) for c in changes]},
+        )
+    )
+    skipped = sum(1 for c in changes if c[0] not in locked)
+    changes = [c for c in changes if c[0] in locked]
+    if not changes:
+        return PassResult(0, skipped)
     ids, states, managers_, reasons, values_ = (list(col) for col in zip(*changes, strict=True))
     # The guard on state and value: a write that changed the reference since it was read
     # keeps its own (pending) state and has enqueued the next run.
@@ -287,7 +308,7 @@ def resolve_pending(session: Session, org_id: uuid.UUID) -> int:
         {"ids": ids, "states": states, "managers": managers_, "reasons": reasons,
          "vals": values_},
     )
-    return result.rowcount or 0
+    return PassResult(result.rowcount or 0, skipped)
 
 
 def reports_of(session: Session, manager_id: uuid.UUID) -> list[uuid.UUID]:

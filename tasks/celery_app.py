@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 
 from celery.signals import worker_process_init
+from kombu import Queue
 
 from tasks import settings
 from web import create_app
@@ -38,6 +39,8 @@ with flask_app.app_context():
     }
 
 celery_app.conf.task_default_queue = _queue
+# A worker started without -Q consumes both queues (tasks/settings.py says why mail has its own).
+celery_app.conf.task_queues = (Queue(_queue), Queue(settings.mail_queue()))
 celery_app.conf.beat_schedule = {
     # Republish outbox jobs left pending (broker down at commit, messages lost with a worker).
     "outbox-sweep": {

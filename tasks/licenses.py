@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from models import licensing
 from models.db import utcnow
-from models.jobs import COALESCED_SUFFIX, KIND_LICENSE_CHECK, KIND_MAIL, enqueue
+from models.jobs import COALESCED_SUFFIX, KIND_LICENSE_CHECK, KIND_MAIL, enqueue_many
 from models.organization import Organization
 from models.outbox import Job
 from tasks import db, notifications
@@ -32,24 +32,22 @@ def reconcile_org(session: Session, org_id: uuid.UUID) -> list[int]:
     for and return the ids to publish after commit (welcome mails: one per BATCH, see below).
     Used by the check task, the sweep and the re-sync."""
     result = licensing.reconcile(session, org_id)
-    welcome: list[int | None] = []
     jobs: list[int | None] = []
-    for user_id in result.licensed:
-        event = f"welcome:{user_id}"  # one welcome per user, ever
-        welcome.append(
-            enqueue(
-                session,
-                org_id,
-                KIND_MAIL,
-                f"{KIND_MAIL}:{event}",
-                subject_id=str(user_id),
-                payload={"template": "welcome", "event": event, "recipient_id": str(user_id),
-                         "user_id": str(user_id)},
-            )
-        )
+    welcome = enqueue_many(
+        session,
+        org_id,
+        KIND_MAIL,
+        [
+            # One welcome per user, ever: the event key is the dedup key.
+            (f"{KIND_MAIL}:welcome:{user_id}", str(user_id),
+             {"template": "welcome", "event": f"welcome:{user_id}",
+              "recipient_id": str(user_id), "user_id": str(user_id)})
+            for user_id in result.licensed
+        ],
+    )
     # One task per batch of welcome mails: each send task also sends the others waiting
     # (tasks/notifications.py); the outbox sweep republishes any left over.
-    jobs += [j for j in welcome if j is not None][:: notifications.BATCH]
+    jobs += welcome[:: notifications.BATCH]
     if result.opened_overflow is not None:
         episode = result.opened_overflow.isoformat()
         jobs += notifications.to_admins(

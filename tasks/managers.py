@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from models import managers as m
 from models.db import utcnow
-from models.jobs import KIND_MANAGERS
+from models.jobs import KIND_MANAGERS, KIND_MANAGERS_ORG, enqueue_coalesced
 from models.outbox import JOB_PENDING, Job
 from models.user import User
 from tasks import db
@@ -100,7 +100,12 @@ def resolve(self: Task, job_id: int) -> str:
 def handle_org(session: Session, job: Job) -> list[int]:
     """Every pending reference of the job's organization, in bulk (models.managers)."""
     m.lock_org(session, job.org_id)
-    job.result = {"changed": m.resolve_pending(session, job.org_id)}
+    done = m.resolve_pending(session, job.org_id)
+    job.result = {"changed": done.changed, "skipped": done.skipped}
+    if done.skipped:
+        # Locked rows were left alone: the next pass (a new coalesced job) takes them.
+        again = enqueue_coalesced(session, job.org_id, KIND_MANAGERS_ORG)
+        return [again] if again is not None else []
     return []
 
 

@@ -114,7 +114,9 @@ def publish_kinds(jobs: Iterable[tuple[int, str]], wait: float | None = None) ->
     backoff_s = settings.get_float("WORKTEAM_PUBLISH_BACKOFF_SECONDS")
     if wait is None:
         wait = float(current_app.config.get("PUBLISH_TIMEOUT", 0.5))
-    future = _pool().submit(_send_all, celery, key, settings.queue(), batch, backoff_s)
+    # Queue names are read here, in the app context (the sending thread has none).
+    routed = [(job_id, name, settings.queue_for(name)) for job_id, name in batch]
+    future = _pool().submit(_send_all, celery, key, routed, backoff_s)
     try:
         return future.result(timeout=wait)
     except FutureTimeout:
@@ -132,10 +134,10 @@ def _named(job_id: int, kind: str) -> str | None:
 
 
 def _send_all(
-    celery: Celery, key: str, queue: str, batch: list[tuple[int, str]], backoff_s: float
+    celery: Celery, key: str, batch: list[tuple[int, str, str]], backoff_s: float
 ) -> int:
     sent = 0
-    for job_id, name in batch:
+    for job_id, name, queue in batch:
         if _is_down(key):
             break  # queued behind a send that found the broker down: leave it to the sweep
         try:
@@ -281,7 +283,7 @@ def _failed(task: Task, job_id: int, exc: Exception) -> None:
         raise task.retry(
             countdown=delay,
             exc=JobRetry(f"job {job_id}: {type(exc).__name__}"),
-            queue=settings.queue(),
+            queue=settings.queue_for(task.name),
             max_retries=None,
         ) from None
     if state == "pending":
@@ -292,7 +294,7 @@ def _failed(task: Task, job_id: int, exc: Exception) -> None:
         raise task.retry(
             countdown=delay,
             exc=JobRetry(f"job {job_id} attempt {attempts}: {type(exc).__name__}"),
-            queue=settings.queue(),
+            queue=settings.queue_for(task.name),
             max_retries=None,
         ) from None
     # A permanent failure is a bug or bad data: keep the traceback in the worker's log.

@@ -47,3 +47,22 @@ def get_int(name: str) -> int:
 
 def queue() -> str:
     return get("WORKTEAM_CELERY_QUEUE")
+
+
+# Mail tasks wait in a queue of their own, "<queue>.mail": an initial sync licenses thousands of
+# users at once, and manager resolution or an admin's re-sync must not wait behind their
+# welcome mails. A worker consumes both (tasks/celery_app.py), in turn.
+MAIL_TASKS = frozenset({"tasks.notifications.send", "tasks.notifications.deactivated"})
+
+
+def mail_queue() -> str:
+    return f"{queue()}.mail"
+
+
+def queue_for(task_name: str) -> str:
+    return mail_queue() if task_name in MAIL_TASKS else queue()
+
+
+def worker_queues() -> str:
+    """The ``-Q`` value of a worker of this deployment."""
+    return f"{queue()},{mail_queue()}"

@@ -175,6 +175,11 @@ def worker_app(worker_env: dict[str, str]) -> Iterator[Flask]:
     application.extensions["db.engine"].dispose()
 
 
+def _queues(queue: str) -> str:
+    """A worker consumes its queue and the queue's mail queue (tasks/settings.py)."""
+    return f"{queue},{queue}.mail"
+
+
 class Worker:
     """``celery -A tasks.celery_app worker`` as a subprocess (its own process group)."""
 
@@ -189,7 +194,7 @@ class Worker:
         self.log_path = self.tmp / "worker.log"
         self.args = [
             sys.executable, "-m", "celery", "-A", "tasks.celery_app", "worker",
-            "-Q", env.get("WORKTEAM_CELERY_QUEUE", QUEUE), "-n", f"{self.name}@%h",
+            "-Q", _queues(env.get("WORKTEAM_CELERY_QUEUE", QUEUE)), "-n", f"{self.name}@%h",
             "--pool", pool, "--concurrency", str(concurrency), "--loglevel", "INFO",
             "--without-gossip", "--without-mingle", "-E",
         ]

@@ -170,3 +170,23 @@ def test_cli_lists_pending(wscim: ScimClient, worker_app) -> None:
     with worker_app.extensions["db.sessions"]() as session:
         user = session.scalar(select(User).where(User.id == uuid.UUID(emp["id"])))
         assert user is not None and user.manager_value == "nobody-yet"
+
+
+def test_a_row_held_by_a_write_is_skipped_then_resolved(wscim: ScimClient, worker_app) -> None:
+    """A resolution pass does not wait behind a write that holds a report's row: it resolves
+    the others, and a new pass picks the held one up once the write is done."""
+    from sqlalchemy import text
+
+    held = new_user(wscim, "held", manager="boss-ext")
+    free = new_user(wscim, "free", manager="boss-ext")
+    assert state(wscim, held["id"])["managerState"] == "pending"
+    writer = worker_app.extensions["db.sessions"]()
+    try:
+        writer.execute(text("SELECT 1 FROM users WHERE id = :id FOR UPDATE"), {"id": held["id"]})
+        new_user(wscim, "boss", externalId="boss-ext")
+        wait_state(wscim, free["id"], "resolved")
+        assert state(wscim, held["id"])["managerState"] == "pending"
+    finally:
+        writer.rollback()
+        writer.close()
+    wait_state(wscim, held["id"], "resolved")
