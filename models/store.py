@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -213,35 +213,44 @@ def search(
     conditions = [model.org_id == org_id]
     if where is not None:
         conditions.append(where)
-    total = 0
+    total: int | None = None
     rows: Sequence[Any] = []
     extras: list[tuple] = []
     more = False
+    keyset = after_seq is not None or before_seq is not None
     if limit > 0:
-        # The total rides along as a window count: one round trip for the page and the total.
-        stmt = select(
-            model, func.count().over() if with_total else literal(0), *extra_columns
-        ).where(*conditions)
+        stmt = select(model, *extra_columns).where(*conditions)
         if before_seq is not None:
             stmt = stmt.where(model.seq < before_seq).order_by(model.seq.desc())
+        elif offset > 0:
+            # Deferred join: pick the page's keys first, then read those rows. In one query,
+            # PostgreSQL would read and project (groups subquery included) every skipped row,
+            # so the last page of an import cost as much as all the pages before it.
+            keys = select(model.id).where(*conditions)
+            if after_seq is not None:
+                keys = keys.where(model.seq > after_seq)
+            picked = keys.order_by(*order_by, model.seq).offset(offset).limit(limit + 1).subquery()
+            stmt = (
+                select(model, *extra_columns)
+                .join(picked, model.id == picked.c.id)
+                .order_by(*order_by, model.seq)
+            )
         else:
             if after_seq is not None:
                 stmt = stmt.where(model.seq > after_seq)
-            stmt = stmt.order_by(*order_by, model.seq).offset(offset)
+            stmt = stmt.order_by(*order_by, model.seq)
         fetched = session.execute(stmt.limit(limit + 1)).all()
         more = len(fetched) > limit
         page = list(fetched[:limit])
         if before_seq is not None:
             page.reverse()
         rows = [row[0] for row in page]
-        extras = [tuple(row[2:]) for row in page]
-        if fetched:
-            total = fetched[0][1]
-            if after_seq is not None or before_seq is not None:
-                total = None  # counted within the keyset window only: recount below
-    keyset = after_seq is not None or before_seq is not None
-    if with_total and not rows and limit > 0 and offset == 0 and not keyset:
-        total = 0  # an empty first page: nothing matches (the usual IdP lookup of a new user)
-    elif with_total and (limit <= 0 or not rows or total is None):
+        extras = [tuple(row[1:]) for row in page]
+        if not keyset and not more and (fetched or offset == 0):
+            # The page reaches the end: the total is known without counting (an IdP's
+            # lookup by userName is one round trip). A window count would have made
+            # PostgreSQL read every matching row for every page of an import.
+            total = offset + len(fetched)
+    if with_total and total is None:
         total = session.scalar(select(func.count()).select_from(model).where(*conditions)) or 0
     return Page(rows, total or 0, more, extras)

@@ -300,3 +300,23 @@ def test_root_search_spans_users_and_groups(scim):
     assert [r["id"] for r in only_users["Resources"]] == [user["id"]]
     nobody = scim.post("/.search", {"schemas": [SEARCH], "filter": 'nosuch eq "x"'})
     assert nobody.status_code == 400 and nobody.get_json()["scimType"] == "invalidFilter"
+
+
+@pytest.mark.usefixtures("people")
+@pytest.mark.parametrize(
+    ("query", "names", "total"),
+    [
+        ({"startIndex": "2", "count": "2"}, ["bob", "carol"], 5),  # counted: rows follow
+        ({"startIndex": "4", "count": "2"}, ["dave", "erin"], 5),  # the end: not counted
+        ({"startIndex": "5", "count": "10"}, ["erin"], 5),
+        ({"startIndex": "9", "count": "2"}, [], 5),  # past the end: counted
+        ({"startIndex": "2", "count": "2", "sortBy": "name.familyName"}, ["dave", "carol"], 5),
+        ({"startIndex": "2", "count": "9", "filter": 'userName co "example.org"'}, ["dave"], 2),
+    ],
+)
+def test_index_pages_and_their_totals(scim, query, names, total) -> None:
+    """Pages after the first read their keys first (a deferred join); the total is counted
+    only when the page does not reach the end."""
+    body = scim.get("/Users", query_string=query).get_json()
+    assert [r["userName"].split("@")[0] for r in body["Resources"]] == names
+    assert (body["totalResults"], body["itemsPerPage"]) == (total, len(names))
