@@ -50,9 +50,14 @@ def enqueue(
         .returning(Job.id)
     )
     job_id = session.scalar(stmt)
-    if job_id is not None:
-        session.info.setdefault(ENQUEUED_KINDS, {})[job_id] = kind
+    _remember(session, [job_id], kind)
     return job_id
+
+
+def _remember(session: Session, ids: list[int | None], kind: str) -> None:
+    session.info.setdefault(ENQUEUED_KINDS, {}).update(
+        {job_id: kind for job_id in ids if job_id is not None}
+    )
 
 
 _INSERT_MANY = text(
@@ -92,7 +97,7 @@ def enqueue_many(
             },
         )
     )
-    session.info.setdefault(ENQUEUED_KINDS, {}).update(dict.fromkeys(ids, kind))
+    _remember(session, list(ids), kind)
     return ids
 
 
@@ -145,8 +150,7 @@ def enqueue_coalesced(session: Session, org_id: uuid.UUID, kind: str) -> int | N
         _COALESCED_INSERT,
         {"lock_key": _lock_key(key), "org_id": org_id, "kind": kind, "dedup_key": key},
     )
-    if job_id is not None:
-        session.info.setdefault(ENQUEUED_KINDS, {})[job_id] = kind
+    _remember(session, [job_id], kind)
     return job_id
 
 
@@ -158,9 +162,17 @@ def claim_coalesced(session: Session, job_id: int, dedup_key: str) -> None:
         return
     session.execute(text("SET LOCAL lock_timeout = '5s'"))
     session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(dedup_key)})
-    session.execute(
-        text("UPDATE jobs SET dedup_key = :claimed WHERE id = :id AND dedup_key = :key"),
-        {"claimed": f"{dedup_key.removesuffix(COALESCED_SUFFIX)}:{job_id}", "id": job_id,
-         "key": dedup_key},
-    )
+    detach(session, job_id)
     session.commit()
+
+
+def detach(session: Session, job_id: int) -> None:
+    """Give a coalesced job the key "<kind>:<org>:<id>" (no commit): later writes make a new
+    job instead of joining it. Used when a worker claims it and when it fails for good."""
+    session.execute(
+        text(
+            "UPDATE jobs SET dedup_key = left(dedup_key, -length(:suffix)) || ':' || id "
+            "WHERE id = :id AND dedup_key LIKE '%' || :suffix"
+        ),
+        {"id": job_id, "suffix": COALESCED_SUFFIX},
+    )

@@ -67,19 +67,16 @@ def find_manager(
         .where(User.org_id == org_id, or_(*conditions))
         .limit(50)
     ).all()
-    levels = (
-        ("id", lambda r: r.id == as_id),
-        ("externalId", lambda r: r.external_id == value),
-        ("userName", lambda r: (r.user_name or "").lower() == lowered),
-        ("employeeNumber", lambda r: r.employee_number == value),
-    )
-    for name, matches in levels:
-        hits = [r for r in rows if matches(r)]
-        if len(hits) == 1:
-            return hits[0].id, None
-        if len(hits) > 1:
-            return None, f"ambiguous: {len(hits)} users have this {name}"
-    return None, NOT_FOUND
+    by_key: dict[str, dict[str, list[uuid.UUID]]] = {
+        "id": {}, "externalId": {}, "userName": {}, "employeeNumber": {},
+    }
+    for r in rows:
+        for name, key in (("id", str(r.id)), ("externalId", r.external_id),
+                          ("userName", (r.user_name or "").lower() or None),
+                          ("employeeNumber", r.employee_number)):
+            if key is not None:
+                by_key[name].setdefault(key, []).append(r.id)
+    return _pick(value, by_key)
 
 
 def manages(session: Session, ancestor_id: uuid.UUID, manager_id: uuid.UUID) -> bool:
@@ -163,7 +160,8 @@ def pending_naming(session: Session, user: User) -> list[uuid.UUID]:
 def _pick(
     value: str, by_key: dict[str, dict[str, list[uuid.UUID]]]
 ) -> tuple[uuid.UUID | None, str | None]:
-    """``find_manager``'s precedence and ambiguity rule over prefetched matches."""
+    """The precedence and ambiguity rule (id, externalId, userName, employeeNumber; two users
+    at the first level that matches is ambiguous), over matches prefetched by key."""
     as_id = _as_uuid(value)
     candidates = (
         ("id", by_key["id"].get(str(as_id)) if as_id is not None else None),

@@ -143,7 +143,7 @@ def _context(session: Session, template: str, org: Organization, recipient: User
     return context
 
 
-def handle_send(session: Session, job: Job, mailer: mail.Mailer | None = None) -> list[int]:
+def handle_send(session: Session, job: Job, mailer: mail.Mailer) -> list[int]:
     p = job.payload
     template, event = p["template"], p["event"]
     session.execute(
@@ -175,10 +175,7 @@ def handle_send(session: Session, job: Job, mailer: mail.Mailer | None = None) -
         event,
         **_context(session, template, org, recipient, subject),
     )
-    if mailer is None:
-        mail.send(msg, current_app.config["SMTP_URL"], settings.get_float("WORKTEAM_SMTP_TIMEOUT"))
-    else:
-        mailer.send(msg)
+    mailer.send(msg)
     record.state, record.recipient, record.sent_at = "sent", recipient.primary_email, utcnow()
     log.info("mail %s for job %s sent", template, job.id)
     return []

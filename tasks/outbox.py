@@ -23,18 +23,18 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from celery import Celery, Task, shared_task
 from flask import current_app
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from models.db import utcnow
 from models.jobs import (
-    COALESCED_SUFFIX,
     KIND_LICENSE_CHECK,
     KIND_MAIL,
     KIND_MANAGERS,
     KIND_MANAGERS_ORG,
     KIND_NOTIFY_DEACTIVATED,
     claim_coalesced,
+    detach,
 )
 from models.outbox import JOB_PENDING, Job
 from tasks import db, settings
@@ -267,14 +267,7 @@ def _failed(task: Task, job_id: int, exc: Exception) -> None:
                 )
             )
             if state == "failed":
-                # A failed coalesced job no longer takes writes: the next write makes a new one.
-                session.execute(
-                    text(
-                        "UPDATE jobs SET dedup_key = left(dedup_key, -length(:suffix)) "
-                        "|| ':' || id WHERE id = :id AND dedup_key LIKE '%' || :suffix"
-                    ),
-                    {"id": job_id, "suffix": COALESCED_SUFFIX},
-                )
+                detach(session, job_id)  # a dead coalesced job takes no more writes
             session.commit()
     except sa_exc.SQLAlchemyError:
         # The database itself is down: retry on Celery's own count; the sweep is the backstop.
