@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import Row, exists, func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from models import jobs
 from models.db import utcnow
@@ -313,6 +313,20 @@ def groups_column() -> Any:
         .select_from(Membership)
         .join(Group, Group.id == Membership.group_id)
         .where(Membership.user_id == User.id)
+        .correlate(User)
+        .scalar_subquery()
+    )
+
+
+@functools.cache
+def manager_column() -> Any:
+    """A correlated subquery giving each ``users`` row its resolved manager's display name
+    (displayName, else userName), so a page renders ``manager.displayName`` without a second
+    query. ``manager_id`` is a foreign key: when it is set, the manager exists."""
+    manager = aliased(User, name="manager")
+    return (
+        select(func.coalesce(manager.display_name, manager.user_name))
+        .where(manager.id == User.manager_id)
         .correlate(User)
         .scalar_subquery()
     )

@@ -201,6 +201,7 @@ def search(
     after_seq: int | None = None,
     before_seq: int | None = None,
     extra_columns: Sequence[Any] = (),
+    options: Sequence[Any] = (),
 ) -> Page:
     """One page of ``model`` rows of ``org_id`` matching ``where`` (compiled from a SCIM
     filter), in a stable order (the given keys, then insertion order).
@@ -208,7 +209,8 @@ def search(
     ``after_seq``/``before_seq`` page by keyset on the insertion sequence instead of OFFSET
     (only without ``order_by``): the rows just after, or just before, that position. ``more``
     tells whether rows remain beyond the page in that direction. ``extra_columns`` (e.g. a
-    correlated subquery) are read in the same query, into ``Page.extras``.
+    correlated subquery) are read in the same query, into ``Page.extras``; ``options``
+    (e.g. ``load_only``) shape how the rows are loaded.
     """
     conditions = [model.org_id == org_id]
     if where is not None:
@@ -239,7 +241,7 @@ def search(
             if after_seq is not None:
                 stmt = stmt.where(model.seq > after_seq)
             stmt = stmt.order_by(*order_by, model.seq)
-        fetched = session.execute(stmt.limit(limit + 1)).all()
+        fetched = session.execute(stmt.options(*options).limit(limit + 1)).all()
         more = len(fetched) > limit
         page = list(fetched[:limit])
         if before_seq is not None:

@@ -7,15 +7,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
-from models import Organization, store
-from models.memberships import groups_column
+from models import store
+from models.memberships import groups_column, manager_column
 from models.user import User
 from web.scim import cursor as cursors
 from web.scim import definitions as d
 from web.scim import filter as scim_filter
+from web.scim.auth import AuthenticatedOrg
 from web.scim.errors import InvalidCount, InvalidPath, InvalidValue
 from web.scim.query import compile_filter, sort_key
 from web.scim.users import render_user
@@ -139,13 +139,6 @@ def _int_param(raw: Any, name: str) -> int | None:
         raise InvalidValue(f"'{name}' must be an integer, got {raw!r}") from None
 
 
-def _managers(session: Session, rows: Iterable[User]) -> dict[Any, User]:
-    ids = {u.manager_id for u in rows if u.manager_id is not None}
-    if not ids:
-        return {}
-    return {m.id: m for m in session.scalars(select(User).where(User.id.in_(ids)))}
-
-
 @dataclass(frozen=True)
 class Query:
     """A list/search request, parsed and validated."""
@@ -161,7 +154,7 @@ class Query:
     excluded: list[d.AttrPath]
 
 
-def parse_query(org: Organization, params: Mapping[str, Any], rtype: d.ResourceType) -> Query:
+def parse_query(org: AuthenticatedOrg, params: Mapping[str, Any], rtype: d.ResourceType) -> Query:
     """Validate the RFC 7644 §3.4.2 / RFC 9865 parameters of a list or search request."""
     config = current_app.config
     where = None
@@ -209,12 +202,13 @@ def parse_query(org: Organization, params: Mapping[str, Any], rtype: d.ResourceT
 
 def run_query(
     session: Session,
-    org: Organization,
+    org: AuthenticatedOrg,
     params: Mapping[str, Any],
     rtype: d.ResourceType,
     model: type,
     render: Callable[[Sequence[Any], Query, Sequence[tuple]], list[dict]],
     extra_columns: Sequence[Any] = (),
+    options: Sequence[Any] = (),
 ) -> dict:
     """One ListResponse: index pagination (``startIndex``), or RFC 9865 cursor pagination when
     ``cursor`` is present (an empty ``cursor`` starts it). ``render`` turns a page of rows (and
@@ -223,7 +217,7 @@ def run_query(
     if query.cursor is None:
         page = store.search(session, model, org.id, query.where, order_by=query.order,
                             offset=query.start_index - 1, limit=query.count,
-                            extra_columns=extra_columns)
+                            extra_columns=extra_columns, options=options)
         resources = render(page.rows, query, page.extras)
         return {
             "schemas": [LIST_RESPONSE],
@@ -238,6 +232,7 @@ def run_query(
         session, model, org.id, query.where, order_by=query.order,
         offset=offset if query.sorted else 0, limit=query.count,
         after_seq=position.get("a"), before_seq=position.get("b"), extra_columns=extra_columns,
+        options=options,
     )
     resources = render(page.rows, query, page.extras)
     body: dict[str, Any] = {"schemas": [LIST_RESPONSE], "totalResults": page.total,
@@ -261,34 +256,39 @@ def run_query(
     return body
 
 
-def _render_users(
-    session: Session,
-) -> Callable[[Sequence[User], Query, Sequence[tuple]], list[dict]]:
-    def render(rows: Sequence[User], query: Query, extras: Sequence[tuple]) -> list[dict]:
-        managers = _managers(session, rows)
-        return [
-            project(
-                render_user(
-                    u, managers.get(u.manager_id), [(g[0], g[1]) for g in extra[0]]
-                ),
-                d.USER_TYPE,
-                query.attributes,
-                query.excluded,
-            )
-            for u, extra in zip(rows, extras, strict=True)
-        ]
-
-    return render
+def _render_users(rows: Sequence[User], query: Query, extras: Sequence[tuple]) -> list[dict]:
+    return [
+        project(
+            render_user(
+                u,
+                (u.manager_id, extra[1]) if u.manager_id is not None else None,
+                [(g[0], g[1]) for g in extra[0]],
+            ),
+            d.USER_TYPE,
+            query.attributes,
+            query.excluded,
+        )
+        for u, extra in zip(rows, extras, strict=True)
+    ]
 
 
-def query_users(session: Session, org: Organization, params: Mapping[str, Any]) -> dict:
+# What render_user reads of a row: the typed columns beside them (userName, emails, password
+# hash...) are copies of `attrs` kept for indexes and filters, so a page does not load them.
+_RENDERED = load_only(
+    User.id, User.seq, User.org_id, User.attrs, User.manager_id, User.manager_state,
+    User.manager_reason, User.license_state, User.version, User.created, User.last_modified,
+)
+
+
+def query_users(session: Session, org: AuthenticatedOrg, params: Mapping[str, Any]) -> dict:
     """Run one list/search request on Users; ``params`` holds the RFC's parameter names."""
-    # Each user's groups come with the page, from a correlated subquery: one query in all.
-    return run_query(session, org, params, d.USER_TYPE, User, _render_users(session),
-                     extra_columns=[groups_column()])
+    # Each user's groups and manager's name come with the page, from correlated subqueries:
+    # one query in all.
+    return run_query(session, org, params, d.USER_TYPE, User, _render_users,
+                     extra_columns=[groups_column(), manager_column()], options=[_RENDERED])
 
 
-def list_users(session: Session, org: Organization, args: Mapping[str, str]) -> dict:
+def list_users(session: Session, org: AuthenticatedOrg, args: Mapping[str, str]) -> dict:
     return query_users(session, org, args)
 
 
@@ -305,6 +305,6 @@ def search_params(body: dict) -> dict:
     return {name: lowered.get(name.lower()) for name in names}
 
 
-def search_users(session: Session, org: Organization, body: dict) -> dict:
+def search_users(session: Session, org: AuthenticatedOrg, body: dict) -> dict:
     """POST /Users/.search with a SearchRequest body (RFC 7644 §3.4.3)."""
     return query_users(session, org, search_params(body))

@@ -87,11 +87,15 @@ def _ts(value: Any) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
+# A resolved manager as rendered: its id and display name (displayName, else userName).
+ManagerRef = tuple[Any, str | None]
+
+
 def render_user(
-    user: User, manager: User | None = None, groups: list[tuple[Any, str]] | None = None
+    user: User, manager: ManagerRef | None = None, groups: list[tuple[Any, str]] | None = None
 ) -> dict:
-    """The user as a SCIM resource. ``manager`` (the resolved manager row) adds
-    ``manager.$ref`` and ``manager.displayName``. ``groups`` (the user's direct groups as
+    """The user as a SCIM resource. ``manager`` (the resolved manager) adds ``manager.$ref``
+    and ``manager.displayName``. ``groups`` (the user's direct groups as
     ``(id, displayName)``, from ``memberships.groups_of_users`` for a whole page) fills the
     read-only ``groups`` attribute; None reads them for this one user."""
     attrs = dict(user.attrs)
@@ -113,14 +117,11 @@ def render_user(
     if enterprise is not None:
         enterprise = dict(enterprise)
         if manager is not None and "manager" in enterprise:
+            manager_id, manager_name = manager
             enterprise["manager"] = {
                 **enterprise["manager"],
-                "$ref": location(manager),
-                **(
-                    {"displayName": manager.display_name or manager.user_name}
-                    if (manager.display_name or manager.user_name)
-                    else {}
-                ),
+                "$ref": f"{base_url(user.org_id)}/Users/{manager_id}",
+                **({"displayName": manager_name} if manager_name else {}),
             }
         out[ENTERPRISE] = enterprise
         schemas.append(ENTERPRISE)

@@ -68,10 +68,11 @@ def _get_user(user_id: str, *, lock: bool = False) -> User:
         raise NotFound(f"User {user_id} not found") from None
 
 
-def _manager_of(user: User) -> User | None:
+def _manager_of(user: User) -> users.ManagerRef | None:
     if user.manager_id is None:
         return None
-    return session().get(User, user.manager_id)
+    manager = session().get(User, user.manager_id)
+    return (manager.id, manager.display_name or manager.user_name) if manager else None
 
 
 def _user_response(user: User, status: int = 200, *, new: bool = False) -> Response:

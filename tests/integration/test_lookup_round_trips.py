@@ -1,0 +1,49 @@
+"""An IdP's lookup by userName is one database statement: no transaction around it (autocommit
+read), the token from the auth cache, the user's groups and manager from the same query."""
+
+from __future__ import annotations
+
+from sqlalchemy import event, update
+
+from models.user import User
+
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+
+def test_lookup_by_user_name_is_one_statement_with_groups_and_manager(client, app, scim):
+    boss = scim.create_user("boss@example.com", displayName="The Boss")
+    emp = scim.create_user("emp@example.com", **{ENTERPRISE: {"manager": {"value": boss["id"]}}})
+    with app.extensions["db.sessions"]() as session:  # resolved, as the worker would
+        session.execute(update(User).where(User.id == emp["id"])
+                        .values(manager_id=boss["id"], manager_state="resolved"))
+        session.commit()
+    group = scim.post("/Groups", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                                  "displayName": "Eng", "members": [{"value": emp["id"]}]})
+    assert group.status_code == 201
+    scim.get("/Users")  # the token is now cached
+
+    statements: list[str] = []
+    autocommit: list[bool] = []
+
+    def _statement(conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+        autocommit.append(conn.connection.dbapi_connection.autocommit)
+
+    engine = app.extensions["db.engine"]
+    event.listen(engine, "before_cursor_execute", _statement)
+    try:
+        found = scim.get("/Users", query_string={"filter": 'userName eq "emp@example.com"'})
+    finally:
+        event.remove(engine, "before_cursor_execute", _statement)
+
+    assert found.status_code == 200
+    # The audit writer (synchronous in tests) has its own session and transaction.
+    audit = ("synchronous_commit", "audit_events", "last_used")
+    request_statements = [s for s in statements if not any(a in s for a in audit)]
+    assert len(request_statements) == 1, statements
+    assert autocommit[statements.index(request_statements[0])]  # no BEGIN, no ROLLBACK
+    (user,) = found.get_json()["Resources"]
+    manager = user[ENTERPRISE]["manager"]
+    assert manager["value"] == boss["id"] and manager["displayName"] == "The Boss"
+    assert manager["$ref"].endswith(f"/Users/{boss['id']}")
+    assert [g["display"] for g in user["groups"]] == ["Eng"]
