@@ -6,8 +6,10 @@ import datetime as dt
 import hashlib
 import secrets
 import uuid
+from itertools import chain
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import event, inspect, select, update
 from sqlalchemy.orm import Session
 
 from models.db import utcnow
@@ -17,6 +19,31 @@ TOKEN_PREFIX = "wtscim_"  # noqa: S105 (a label, not a secret)
 VISIBLE_PREFIX_LENGTH = len(TOKEN_PREFIX) + 6
 # last_used is written at most this often per token, so reads do not turn into writes.
 LAST_USED_RESOLUTION = dt.timedelta(seconds=60)
+# session.info key: ids of organizations whose tokens or SCIM settings the transaction
+# changed. The web side renews their credentials generation after the commit (auth cache).
+CREDENTIALS_CHANGED = "workteam.credentials_changed"
+# What authentication reads of an organization.
+_AUTH_COLUMNS = ("plan", "scim_enabled", "rate_limit")
+
+
+def credentials_changed(session: Session, org_id: uuid.UUID) -> None:
+    session.info.setdefault(CREDENTIALS_CHANGED, set()).add(org_id)
+
+
+@event.listens_for(Session, "after_flush")
+def _note_credential_changes(session: Session, _context: Any) -> None:
+    """Every ORM change of a token, or of what authentication reads of an organization, is
+    noted; Core statements on them call ``credentials_changed`` themselves."""
+    for obj in chain(session.new, session.dirty, session.deleted):
+        if isinstance(obj, ScimToken):
+            credentials_changed(session, obj.org_id)
+        elif isinstance(obj, Organization):
+            state = inspect(obj)
+            if obj in session.dirty and not any(
+                state.attrs[name].history.has_changes() for name in _AUTH_COLUMNS
+            ):
+                continue
+            credentials_changed(session, obj.id)
 
 
 def hash_token(raw: str) -> str:
@@ -35,6 +62,7 @@ def issue_token(
         .where(ScimToken.org_id == org.id, ScimToken.revoked_at.is_(None))
         .values(revoked_at=now + (overlap or dt.timedelta(0)))
     )
+    credentials_changed(session, org.id)
     token = ScimToken(org_id=org.id, token_hash=hash_token(raw), prefix=raw[:VISIBLE_PREFIX_LENGTH])
     session.add(token)
     session.flush()

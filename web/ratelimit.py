@@ -5,6 +5,9 @@ over that it gets 429 with Retry-After. The rate is the organization's ``rate_li
 else WORKTEAM_RATE_LIMIT. Redis is shared by every web process, so the limit holds for the
 whole deployment, not per worker.
 
+The check runs inside authentication (web/scim/auth.py), which needs the same round trip to
+read the organization's credentials generation.
+
 Redis down must not stop provisioning (SCIM writes go through the outbox without it): the
 limiter fails open, and after a failure it does not try Redis again for a few seconds so that
 requests stay fast while it is away.
@@ -14,11 +17,13 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import redis
-from flask import current_app, g
 
 from web.scim.errors import TooManyRequests
 
@@ -27,28 +32,44 @@ log = logging.getLogger("workteam.ratelimit")
 KEY_PREFIX = "wt:rl:"
 RETRY_AFTER_FAILURE_SECONDS = 5.0
 
-# GCRA. KEYS[1]: the token's key. ARGV: interval (µs per request), tolerance (µs of burst).
-# Returns {allowed, microseconds until the next request would be allowed}. Redis's own clock,
-# so web processes on machines with skewed clocks agree.
+# GCRA. KEYS[1]: the token's key; KEYS[2]: its organization's credentials generation (see
+# web/scim/auth.py), read in the same round trip. ARGV: interval (µs per request; 0 = no
+# limit), tolerance (µs of burst). Returns {allowed, µs until the next request would be
+# allowed, generation or ""}. Redis's own clock, so web processes on machines with skewed
+# clocks agree.
 _GCRA = """
+local generation = redis.call('GET', KEYS[2]) or ''
+local interval = tonumber(ARGV[1])
+if interval == 0 then return {1, 0, generation} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 if tat - now > tolerance then
-  return {0, tat - now - tolerance}
+  return {0, tat - now - tolerance, generation}
 end
 local new_tat = tat + interval
 local ttl_ms = math.ceil((new_tat - now) / 1000) + 1000
 redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', ttl_ms)
-return {1, 0}
+return {1, 0, generation}
 """
+
+GENERATION_PREFIX = "wt:cred:"
+# Longer than any cache entry lives (auth.CACHE_SECONDS): a generation that expires reads as
+# "", which no entry cached since the last change can hold.
+GENERATION_TTL_SECONDS = 86_400
 
 _clients: dict[str, redis.Redis] = {}
 _scripts: dict[str, Any] = {}  # URL -> registered GCRA script (EVALSHA; EVAL only if unknown)
 _down_until: dict[str, float] = {}  # Redis URL -> monotonic time before which it is not tried
+
+
+@dataclass(frozen=True)
+class Admission:
+    allowed: bool
+    wait: float  # seconds until a request would be allowed
+    generation: str | None  # the organization's credentials generation; None: Redis unknown
 
 
 def _client(url: str) -> redis.Redis:
@@ -59,40 +80,70 @@ def _client(url: str) -> redis.Redis:
     return client
 
 
-def allow(key: str, rate: float, burst_seconds: float, url: str) -> tuple[bool, float]:
-    """Take one request from ``key``'s bucket. Returns (allowed, seconds to wait if not)."""
-    if rate <= 0 or time.monotonic() < _down_until.get(url, 0.0):
-        return True, 0.0
-    interval = 1_000_000 / rate
+def _available(url: str) -> bool:
+    return time.monotonic() >= _down_until.get(url, 0.0)
+
+
+def _failed(url: str, exc: Exception) -> None:
+    _down_until[url] = time.monotonic() + RETRY_AFTER_FAILURE_SECONDS
+    log.warning("rate limiter: Redis unavailable, not limiting (%s)", type(exc).__name__)
+
+
+def admit(
+    key: str, org_id: object, rate: float, burst_seconds: float, url: str
+) -> Admission:
+    """Take one request from ``key``'s bucket (``rate`` <= 0: no limit) and read ``org_id``'s
+    credentials generation, in one round trip. Fails open without Redis."""
+    if not _available(url):
+        return Admission(True, 0.0, None)
+    interval = 1_000_000 / rate if rate > 0 else 0
     tolerance = max(interval * rate * burst_seconds - interval, 0)
     try:
         script = _scripts.get(url)
         if script is None:
             script = _scripts[url] = _client(url).register_script(_GCRA)
-        allowed, wait_us = script(keys=[KEY_PREFIX + key], args=[int(interval), int(tolerance)])
-    except redis.RedisError as exc:
-        _down_until[url] = time.monotonic() + RETRY_AFTER_FAILURE_SECONDS
-        log.warning("rate limiter: Redis unavailable, not limiting (%s)", type(exc).__name__)
-        return True, 0.0
-    return bool(allowed), int(wait_us) / 1_000_000
-
-
-def check() -> None:
-    """Before-request hook of the SCIM blueprint, after authentication: raise 429 when the
-    token is over its organization's rate."""
-    org = g.get("org")
-    token_use = g.get("token_use")
-    if org is None or token_use is None:  # public discovery: no token to count against
-        return
-    config = current_app.config
-    rate = org.rate_limit if org.rate_limit is not None else config["RATE_LIMIT"]
-    allowed, wait = allow(
-        str(token_use[0]), float(rate), config["RATE_BURST_SECONDS"], config["RATE_LIMIT_REDIS_URL"]
-    )
-    if not allowed:
-        retry_after = max(1, math.ceil(wait))
-        raise TooManyRequests(
-            f"Too many requests: this token may send {rate:g} per second; "
-            f"retry after {retry_after} s",
-            headers={"Retry-After": str(retry_after)},
+        allowed, wait_us, generation = script(
+            keys=[KEY_PREFIX + key, f"{GENERATION_PREFIX}{org_id}"],
+            args=[int(interval), int(tolerance)],
         )
+    except redis.RedisError as exc:
+        _failed(url, exc)
+        return Admission(True, 0.0, None)
+    return Admission(bool(allowed), int(wait_us) / 1_000_000, generation.decode())
+
+
+def generation(org_id: object, url: str) -> str | None:
+    """``org_id``'s credentials generation ("" if none was set), None if Redis is away."""
+    if not _available(url):
+        return None
+    try:
+        value = _client(url).get(f"{GENERATION_PREFIX}{org_id}")
+    except redis.RedisError as exc:
+        _failed(url, exc)
+        return None
+    return value.decode() if value is not None else ""
+
+
+def renew_generations(org_ids: Iterable[object], url: str) -> bool:
+    """Give each organization a new credentials generation (after a commit that changed its
+    tokens or SCIM settings), so every process drops what it cached. False if Redis failed."""
+    try:
+        with _client(url).pipeline(transaction=False) as pipe:
+            for org_id in org_ids:
+                pipe.set(f"{GENERATION_PREFIX}{org_id}", secrets.token_hex(8),
+                         ex=GENERATION_TTL_SECONDS)
+            pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("credentials generation not renewed (%s); cached tokens of the "
+                    "organization live on for their last seconds", type(exc).__name__)
+        return False
+    return True
+
+
+def refuse(rate: float, wait: float) -> TooManyRequests:
+    retry_after = max(1, math.ceil(wait))
+    return TooManyRequests(
+        f"Too many requests: this token may send {rate:g} per second; "
+        f"retry after {retry_after} s",
+        headers={"Retry-After": str(retry_after)},
+    )

@@ -33,14 +33,9 @@ def _render(error: ScimError):  # type: ignore[no-untyped-def]
 
 def init_scim(app: Flask) -> None:
     # bulk_views and group_views add their routes to the same blueprint.
-    from web import ratelimit
     from web.scim import audit, bulk_views, group_views  # noqa: F401
     from web.scim.views import bp
 
-    # After the blueprint's authentication hook, so the limit is per token; once per process
-    # (a blueprint cannot take new hooks after its first registration).
-    if ratelimit.check not in bp.before_request_funcs.get(None, []):
-        bp.before_request(ratelimit.check)
     app.register_blueprint(bp)
     audit.init_app(app)
 

@@ -17,10 +17,11 @@ from typing import Any
 from flask import current_app
 from sqlalchemy.orm import Session
 
-from models import Organization, memberships
+from models import memberships
 from models.group import Group
 from models.memberships import Member
 from web.scim import definitions as d
+from web.scim.auth import AuthenticatedOrg
 from web.scim.errors import InvalidValue
 from web.scim.listing import Query, parse_paths, project, run_query
 from web.scim.schemas import load_resource
@@ -141,7 +142,7 @@ def projection(params: Mapping[str, Any]) -> tuple[list[d.AttrPath], list[d.Attr
 # -------------------------------------------------------------------------------- listing
 
 
-def query_groups(session: Session, org: Organization, params: Mapping[str, Any]) -> dict:
+def query_groups(session: Session, org: AuthenticatedOrg, params: Mapping[str, Any]) -> dict:
     """One list/search request over the organization's groups: the Users engine
     (``listing.run_query``: filter, sort, index and cursor pagination, projection); members are
     read, one bounded query per page, only when the projection returns them."""

@@ -15,14 +15,14 @@ from typing import Any
 from flask import current_app
 from sqlalchemy.orm import Session
 
-from models import Organization
 from web.scim import definitions as d
 from web.scim import filter as scim_filter
+from web.scim.auth import AuthenticatedOrg
 from web.scim.errors import InvalidFilter, InvalidPath, InvalidValue, ScimError
 from web.scim.groups import query_groups
 from web.scim.listing import LIST_RESPONSE, _int_param, query_users, search_params
 
-Runner = Callable[[Session, Organization, Mapping[str, Any]], dict]
+Runner = Callable[[Session, AuthenticatedOrg, Mapping[str, Any]], dict]
 TYPES: list[tuple[d.ResourceType, Runner]] = [
     (d.USER_TYPE, query_users),
     (d.GROUP_TYPE, query_groups),
@@ -56,7 +56,7 @@ def _known(raw: Any, rtype: d.ResourceType) -> list[str]:
     return out
 
 
-def search_root(session: Session, org: Organization, body: dict) -> dict:
+def search_root(session: Session, org: AuthenticatedOrg, body: dict) -> dict:
     params = search_params(body)
     if params.get("cursor") is not None:
         raise InvalidValue("Cursor pagination is offered per resource type, not at the root")
