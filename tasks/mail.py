@@ -12,14 +12,21 @@ import hashlib
 import smtplib
 import ssl
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import formatdate
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import EmailMessage, Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import formataddr, formatdate, parseaddr
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 TEMPLATES = Path(__file__).parent / "templates"
+# Bodies in quoted-printable: readable in the raw message, safe for any line length.
+_UTF8 = Charset("utf-8")
+_UTF8.body_encoding = QP
 _env = Environment(
     loader=FileSystemLoader(TEMPLATES),
     autoescape=select_autoescape(["html"]),
@@ -62,19 +69,33 @@ def parse_smtp_url(url: str) -> SmtpSettings:
 
 def render(
     template: str, sender: str, recipient: str, event_key: str, **context: object
-) -> EmailMessage:
+) -> Message:
     """The message for ``template`` (``<name>.subject.txt``, ``.txt``, ``.html``). The Message-ID
-    derives from the event key, so a receiver can drop the rare duplicate (see notifications)."""
+    derives from the event key, so a receiver can drop the rare duplicate (see notifications).
+
+    Built with the compat32 MIME classes: the ``email.policy.default`` header machinery cost
+    more CPU than the rest of a welcome mail's work together. An address with non-ASCII
+    characters (RFC 6531) still takes that policy, which smtplib sends with SMTPUTF8."""
     subject = _env.get_template(f"{template}.subject.txt").render(**context).strip()
-    msg = EmailMessage()
-    msg["Subject"] = subject
-    msg["From"] = sender
-    msg["To"] = recipient
-    msg["Date"] = formatdate(localtime=False)
+    text = _env.get_template(f"{template}.txt").render(**context)
+    html = _env.get_template(f"{template}.html").render(**context)
     digest = hashlib.sha256(event_key.encode()).hexdigest()[:32]
+    msg: Message
+    if parseaddr(sender)[1].isascii() and recipient.isascii():
+        msg = MIMEMultipart("alternative")
+        msg["Subject"] = subject if subject.isascii() else Header(subject, "utf-8")
+        name, address = parseaddr(sender)
+        msg["From"] = formataddr((name, address), charset="utf-8") if name else sender
+        msg["To"] = recipient
+        msg.attach(MIMEText(text, "plain", _UTF8))
+        msg.attach(MIMEText(html, "html", _UTF8))
+    else:
+        msg = EmailMessage()
+        msg["Subject"], msg["From"], msg["To"] = subject, sender, recipient
+        msg.set_content(text)
+        msg.add_alternative(html, subtype="html")
+    msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = f"<{digest}@workteam.mail>"
-    msg.set_content(_env.get_template(f"{template}.txt").render(**context))
-    msg.add_alternative(_env.get_template(f"{template}.html").render(**context), subtype="html")
     return msg
 
 
@@ -113,7 +134,7 @@ class Mailer:
         self.timeout = timeout
         self._client: smtplib.SMTP | None = None
 
-    def send(self, msg: EmailMessage) -> None:
+    def send(self, msg: Message) -> None:
         if self._client is not None:
             try:
                 self._client.send_message(msg)
@@ -138,7 +159,7 @@ class Mailer:
         self.close()
 
 
-def send(msg: EmailMessage, smtp_url: str, timeout: float = 10.0) -> None:
+def send(msg: Message, smtp_url: str, timeout: float = 10.0) -> None:
     """One message in a session of its own."""
     with Mailer(smtp_url, timeout) as mailer:
         mailer.send(msg)

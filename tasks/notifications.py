@@ -143,17 +143,23 @@ def _context(session: Session, template: str, org: Organization, recipient: User
     return context
 
 
-def handle_send(session: Session, job: Job, mailer: mail.Mailer) -> list[int]:
+def handle_send(
+    session: Session, job: Job, mailer: mail.Mailer, org: Organization | None = None
+) -> list[int]:
+    """Send ``job``'s mail unless its event was sent or dropped before. ``org``: the job's
+    organization when the caller has it already (a batch of one organization's mails)."""
     p = job.payload
     template, event = p["template"], p["event"]
-    session.execute(
+    # The event's record, created or found, and locked until commit, in one statement (a
+    # no-op update on conflict takes the row lock as SELECT ... FOR UPDATE would).
+    record = session.scalar(
         insert(SentMail)
         .values(org_id=job.org_id, event_key=event, template=template, recipient="",
                 state="pending", created=utcnow())
-        .on_conflict_do_nothing(index_elements=["event_key"])
-    )
-    record = session.scalar(
-        select(SentMail).where(SentMail.event_key == event).with_for_update()
+        .on_conflict_do_update(index_elements=["event_key"],
+                               set_={"event_key": insert(SentMail).excluded.event_key})
+        .returning(SentMail),
+        execution_options={"populate_existing": True},
     )
     assert record is not None
     if record.state != "pending":
@@ -166,7 +172,8 @@ def handle_send(session: Session, job: Job, mailer: mail.Mailer) -> list[int]:
         log.info("mail %s for job %s dropped: %s", template, job.id, reason)
         return []
     assert recipient is not None and recipient.primary_email
-    org = session.get(Organization, job.org_id)
+    if org is None:
+        org = session.get(Organization, job.org_id)
     assert org is not None
     msg = mail.render(
         template,
@@ -200,7 +207,10 @@ def send_waiting(job_id: int, mailer: mail.Mailer, limit: int = BATCH - 1) -> in
     sent = 0
     skipped: list[int] = []
     with db.session() as session:
-        org_id = session.scalar(select(Job.org_id).where(Job.id == job_id))
+        org = session.scalar(
+            select(Organization).join(Job, Job.org_id == Organization.id).where(Job.id == job_id)
+        )
+    org_id = org.id if org is not None else None
     while org_id is not None and sent + len(skipped) < limit:
         with db.session() as session:
             job = session.scalar(
@@ -214,7 +224,7 @@ def send_waiting(job_id: int, mailer: mail.Mailer, limit: int = BATCH - 1) -> in
             if job is None:
                 break
             try:
-                handle_send(session, job, mailer)
+                handle_send(session, job, mailer, org)
                 now = utcnow()
                 job.state, job.attempts, job.updated, job.finished_at = "done", 1, now, now
                 job.result = {"batched_with": job_id}

@@ -105,6 +105,25 @@ def test_render_and_smtp_url_forms() -> None:
                                        name="A", public_url="u", user_name="b")["Message-ID"]
 
 
+@pytest.mark.parametrize("to", ["zoe@example.com", "zoë@exämple.com"])
+def test_non_ascii_names_and_addresses_survive_the_wire(to) -> None:
+    import email
+    from email import policy
+
+    from tasks.mail import render
+
+    msg = render("welcome", "Wörkteam <no-reply@workteam.example>", to, "ev:2",
+                 org_name="Ünïon", name="Zoë Ørsted", public_url="http://x")
+    # smtplib sends a message with a non-ASCII address as UTF-8 (SMTPUTF8, RFC 6531).
+    wire = msg.as_bytes(policy=policy.SMTPUTF8) if not to.isascii() else msg.as_bytes()
+    parsed = email.message_from_string(wire.decode("utf-8"), policy=policy.default)
+    assert parsed["Subject"] == "Welcome to Workteam, Zoë Ørsted"
+    assert parsed["From"].addresses[0].display_name == "Wörkteam"
+    assert parsed["To"].addresses[0].addr_spec == to
+    assert "Zoë Ørsted" in parsed.get_body(("plain",)).get_content()
+    assert "Ünïon" in parsed.get_body(("html",)).get_content()
+
+
 def test_welcome_mails_in_batches_exactly_once_and_a_refused_one_apart(
     worker_app, smtp_server
 ) -> None:
