@@ -39,19 +39,27 @@ def _job(session: Session, user: User, kind: str, key: str, **payload: object) -
 
 
 def user_written(
-    session: Session, user: User, *, event: str, previous: dict | None = None
+    session: Session,
+    user: User,
+    *,
+    event: str,
+    previous: dict | None = None,
+    paid: bool | None = None,
 ) -> list[int]:
     """``event`` is "created", "updated" or "deleted"; ``previous`` the columns before an update
-    (None on create). Returns the ids of jobs written."""
-    org = session.get(Organization, user.org_id)  # usually in the identity map already
-    paid = org is not None and org.plan == "paid"
+    (None on create); ``paid`` whether the organization is on the paid plan, if the caller
+    knows (else it is read). Returns the ids of jobs written."""
+    if paid is None:
+        org = session.get(Organization, user.org_id)
+        paid = org is not None and org.plan == "paid"
     version = str(user.version)
     ids: list[int | None] = []
     if event == "created":
         # Always: the new user may be the manager that pending references are waiting for.
-        ids.append(enqueue_coalesced(session, user.org_id, KIND_MANAGERS_ORG))
+        kinds = [KIND_MANAGERS_ORG]
         if paid and user.active:
-            ids.append(enqueue_coalesced(session, user.org_id, KIND_LICENSE_CHECK))
+            kinds.append(KIND_LICENSE_CHECK)
+        ids.extend(enqueue_coalesced(session, user.org_id, *kinds))
     elif event == "updated":
         prev = previous or {}
         ids_changed = any(prev.get(col) != getattr(user, col) for col in ID_LIKE)
@@ -59,10 +67,10 @@ def user_written(
             # Its reports linked through an old value are rechecked one by one (rare).
             ids.append(_job(session, user, KIND_MANAGERS, version, ids_changed=True))
         elif prev.get("manager_value") != user.manager_value:
-            ids.append(enqueue_coalesced(session, user.org_id, KIND_MANAGERS_ORG))
+            ids.extend(enqueue_coalesced(session, user.org_id, KIND_MANAGERS_ORG))
         if prev.get("active") != user.active:
             if paid:
-                ids.append(enqueue_coalesced(session, user.org_id, KIND_LICENSE_CHECK))
+                ids.extend(enqueue_coalesced(session, user.org_id, KIND_LICENSE_CHECK))
             if not user.active:
                 ids.append(
                     _job(session, user, KIND_NOTIFY_DEACTIVATED, version, version=user.version)
@@ -70,7 +78,7 @@ def user_written(
     elif event == "deleted":
         managers.release_reports(session, user)
         if paid:
-            ids.append(enqueue_coalesced(session, user.org_id, KIND_LICENSE_CHECK))
+            ids.extend(enqueue_coalesced(session, user.org_id, KIND_LICENSE_CHECK))
     # Pending group members naming this user (one indexed EXISTS; a job only if any).
     ids.extend(memberships.pending_followups(session, user, event=event, previous=previous))
     return [i for i in ids if i is not None]

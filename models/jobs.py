@@ -121,15 +121,20 @@ def pending_ids(session: Session, limit: int = 500) -> list[int]:
 # claim waits for every write that joined, and the work sees them all.
 COALESCED_SUFFIX = ":next"
 
+# Each key's shared lock is taken (the aggregate reads every row of `joined`) before any row
+# is inserted.
 _COALESCED_INSERT = text(
     """
-    WITH joined AS (SELECT pg_advisory_xact_lock_shared(:lock_key))
+    WITH joined AS (
+        SELECT pg_advisory_xact_lock_shared(k) FROM unnest(CAST(:lock_keys AS bigint[])) AS k
+    )
     INSERT INTO jobs (org_id, kind, dedup_key, payload, state, attempts, progress_done,
                       progress_total, created, updated)
-    SELECT :org_id, :kind, :dedup_key, '{}'::jsonb, 'pending', 0, 0, 0, now(), now()
-    FROM joined
+    SELECT :org_id, t.kind, t.key, '{}'::jsonb, 'pending', 0, 0, 0, now(), now()
+    FROM unnest(CAST(:kinds AS text[]), CAST(:keys AS text[])) AS t(kind, key)
+    CROSS JOIN (SELECT count(*) FROM joined) AS locked
     ON CONFLICT (dedup_key) DO NOTHING
-    RETURNING id
+    RETURNING id, kind
     """
 )
 
@@ -142,16 +147,19 @@ def _lock_key(dedup_key: str) -> int:
     return int.from_bytes(hashlib.sha256(dedup_key.encode()).digest()[:8], "big", signed=True)
 
 
-def enqueue_coalesced(session: Session, org_id: uuid.UUID, kind: str) -> int | None:
-    """Make sure a job of ``kind`` for the organization is waiting and will see this write;
-    return its id if this call created it (then the caller publishes it), else None."""
-    key = coalesced_key(kind, org_id)
-    job_id = session.scalar(
+def enqueue_coalesced(session: Session, org_id: uuid.UUID, *kinds: str) -> list[int]:
+    """Make sure a job of each of ``kinds`` for the organization is waiting and will see this
+    write (one statement for all); return the ids of the jobs this call created (the caller
+    publishes them); a kind whose job was waiting already gives none."""
+    keys = [coalesced_key(kind, org_id) for kind in kinds]
+    rows = session.execute(
         _COALESCED_INSERT,
-        {"lock_key": _lock_key(key), "org_id": org_id, "kind": kind, "dedup_key": key},
-    )
-    _remember(session, [job_id], kind)
-    return job_id
+        {"lock_keys": [_lock_key(k) for k in keys], "org_id": org_id, "kinds": list(kinds),
+         "keys": keys},
+    ).all()
+    for job_id, kind in rows:
+        _remember(session, [job_id], kind)
+    return [job_id for job_id, _ in rows]
 
 
 def claim_coalesced(session: Session, job_id: int, dedup_key: str) -> None:

@@ -71,8 +71,15 @@ class WriteResult:
 
 
 def create_user(
-    session: Session, org_id: uuid.UUID, attrs: dict, password_hash: str | None = None
+    session: Session,
+    org_id: uuid.UUID,
+    attrs: dict,
+    password_hash: str | None = None,
+    *,
+    paid: bool | None = None,
 ) -> WriteResult:
+    """Insert a user. ``paid`` (here and below): whether the organization is on the paid plan,
+    when the caller knows it (SCIM requests are authenticated as paid); None reads it."""
     now = utcnow()
     user = User(
         org_id=org_id,
@@ -92,7 +99,7 @@ def create_user(
         if _is_unique_violation(exc):
             raise DuplicateError(f"userName '{attrs['userName']}' is already taken") from None
         raise
-    jobs = followups.user_written(session, user, event="created")
+    jobs = followups.user_written(session, user, event="created", paid=paid)
     return WriteResult(user, True, jobs)
 
 
@@ -121,6 +128,7 @@ def replace_user(
     *,
     password_hash: str | None = None,
     expected_version: int | None = None,
+    paid: bool | None = None,
 ) -> WriteResult:
     """Store ``attrs`` as the user's new attributes (and a new password hash if given).
 
@@ -168,12 +176,12 @@ def replace_user(
     if new_version is None:
         raise VersionConflict(f"User {user.id} was changed by another request")
     session.refresh(user)
-    jobs = followups.user_written(session, user, event="updated", previous=previous)
+    jobs = followups.user_written(session, user, event="updated", previous=previous, paid=paid)
     return WriteResult(user, True, jobs)
 
 
-def delete_user(session: Session, user: User) -> list[int]:
-    jobs = followups.user_written(session, user, event="deleted")
+def delete_user(session: Session, user: User, *, paid: bool | None = None) -> list[int]:
+    jobs = followups.user_written(session, user, event="deleted", paid=paid)
     session.delete(user)
     session.flush()
     return jobs

@@ -104,8 +104,7 @@ def handle_org(session: Session, job: Job) -> list[int]:
     job.result = {"changed": done.changed, "skipped": done.skipped}
     if done.skipped:
         # Locked rows were left alone: the next pass (a new coalesced job) takes them.
-        again = enqueue_coalesced(session, job.org_id, KIND_MANAGERS_ORG)
-        return [again] if again is not None else []
+        return enqueue_coalesced(session, job.org_id, KIND_MANAGERS_ORG)
     return []
 
 

@@ -61,6 +61,11 @@ def _commit(job_ids: list[int]) -> None:
         publish(job_ids, db_session.info.pop(ENQUEUED_KINDS, None))
 
 
+def _paid() -> bool:
+    # Authentication admits only organizations on the paid plan; the store need not re-read it.
+    return g.org.plan == "paid"
+
+
 def _get_user(user_id: str, *, lock: bool = False) -> User:
     try:
         return store.get_user(session(), g.org.id, user_id, lock=lock)
@@ -103,7 +108,7 @@ def create_user() -> Response:
     attrs, password = users.parse_user_body(json_body())
     try:
         result = store.create_user(
-            session(), g.org.id, attrs, users.password_hash_for(password)
+            session(), g.org.id, attrs, users.password_hash_for(password), paid=_paid()
         )
     except DuplicateError as exc:
         raise Uniqueness(str(exc)) from None
@@ -154,6 +159,7 @@ def _write_user(user_id: str, make_attrs) -> Response:  # type: ignore[no-untype
                 attrs,
                 password_hash=users.password_hash_for(password),
                 expected_version=asserted,
+                paid=_paid(),
             )
         except DuplicateError as exc:
             raise Uniqueness(str(exc)) from None
@@ -201,7 +207,7 @@ def delete_user(user_id: str) -> Response:
     user = _get_user(user_id)
     g.resource_id = str(user.id)
     check_if_match(user.version)
-    job_ids = store.delete_user(session(), user)
+    job_ids = store.delete_user(session(), user, paid=_paid())
     _commit(job_ids)
     return scim_response(None, 204)
 
