@@ -108,17 +108,29 @@ def get_user(
 ) -> User:
     """The user ``user_id`` of ``org_id``; ``lock`` takes a row lock until the transaction ends
     (the last resort of a writer that keeps losing optimistic races)."""
+    return get_user_row(session, org_id, user_id, lock=lock)[0]
+
+
+def get_user_row(
+    session: Session,
+    org_id: uuid.UUID,
+    user_id: str | uuid.UUID,
+    *,
+    lock: bool = False,
+    extra_columns: Sequence[Any] = (),
+) -> tuple[Any, ...]:
+    """``(user, *values of extra_columns)`` (e.g. correlated subqueries) in one query."""
     try:
         uid = user_id if isinstance(user_id, uuid.UUID) else uuid.UUID(str(user_id))
     except ValueError:
         raise NotFoundError(f"User {user_id} not found") from None
-    stmt = select(User).where(User.id == uid, User.org_id == org_id)
+    stmt = select(User, *extra_columns).where(User.id == uid, User.org_id == org_id)
     if lock:
-        stmt = stmt.with_for_update().execution_options(populate_existing=True)
-    user = session.scalar(stmt)
-    if user is None:
+        stmt = stmt.with_for_update(of=User).execution_options(populate_existing=True)
+    row = session.execute(stmt).first()
+    if row is None:
         raise NotFoundError(f"User {user_id} not found")
-    return user
+    return tuple(row)
 
 
 def replace_user(
@@ -164,18 +176,18 @@ def replace_user(
         update(User)
         .where(User.id == user.id, User.version == read_version)
         .values(**values)
-        .returning(User.version)
-        .execution_options(synchronize_session=False)
+        .returning(User)
+        # The returned row refreshes `user` in place: no second read.
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
     try:
-        new_version = session.scalar(stmt)
+        updated = session.scalar(stmt)
     except IntegrityError as exc:
         if _is_unique_violation(exc):
             raise DuplicateError(f"userName '{attrs['userName']}' is already taken") from None
         raise
-    if new_version is None:
+    if updated is None:
         raise VersionConflict(f"User {user.id} was changed by another request")
-    session.refresh(user)
     jobs = followups.user_written(session, user, event="updated", previous=previous, paid=paid)
     return WriteResult(user, True, jobs)
 

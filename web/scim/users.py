@@ -92,22 +92,17 @@ ManagerRef = tuple[Any, str | None]
 
 
 def render_user(
-    user: User, manager: ManagerRef | None = None, groups: list[tuple[Any, str]] | None = None
+    user: User, manager: ManagerRef | None, groups: list[tuple[Any, str]]
 ) -> dict:
     """The user as a SCIM resource. ``manager`` (the resolved manager) adds ``manager.$ref``
     and ``manager.displayName``. ``groups`` (the user's direct groups as
-    ``(id, displayName)``, from ``memberships.groups_of_users`` for a whole page) fills the
-    read-only ``groups`` attribute; None reads them for this one user."""
+    ``(id, displayName)``, read with the row: ``memberships.groups_column``) fills the
+    read-only ``groups`` attribute."""
     attrs = dict(user.attrs)
     schemas = [d.USER_SCHEMA_ID]
     out: dict[str, Any] = {"schemas": schemas, "id": str(user.id)}
     enterprise = attrs.pop(ENTERPRISE, None)
     out.update(attrs)
-    if groups is None:
-        from models.memberships import groups_of_users
-        from web.database import session
-
-        groups = groups_of_users(session(), [user.id]).get(user.id, [])
     if groups:
         base = base_url(user.org_id)
         out["groups"] = [

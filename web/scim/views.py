@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
 
 from models import store
 from models.errors import DuplicateError, NotFoundError, VersionConflict
+from models.memberships import groups_column, manager_column
 from models.user import User
 from web.database import session
 from web.scim import definitions as d
@@ -67,25 +69,44 @@ def _paid() -> bool:
 
 
 def _get_user(user_id: str, *, lock: bool = False) -> User:
+    return _read_user(user_id, lock=lock)[0]
+
+
+# What a user's response shows besides its row: its direct groups, and its manager when the
+# reference is resolved (id, display name).
+Shown = tuple[list[tuple[Any, str]], users.ManagerRef | None]
+
+
+def _read_user(user_id: str, *, lock: bool = False) -> tuple[User, Shown]:
+    """The user, its groups and its manager's name, in one query."""
     try:
-        return store.get_user(session(), g.org.id, user_id, lock=lock)
+        user, groups, manager_name = store.get_user_row(
+            session(), g.org.id, user_id, lock=lock,
+            extra_columns=[groups_column(), manager_column()],
+        )
     except NotFoundError:
         raise NotFound(f"User {user_id} not found") from None
+    manager = (user.manager_id, manager_name) if user.manager_id is not None else None
+    return user, ([(gid, name) for gid, name in groups], manager)
 
 
-def _manager_of(user: User) -> users.ManagerRef | None:
+def _manager_of(user: User, known: users.ManagerRef | None = None) -> users.ManagerRef | None:
     if user.manager_id is None:
         return None
+    if known is not None and known[0] == user.manager_id:
+        return known
     manager = session().get(User, user.manager_id)
     return (manager.id, manager.display_name or manager.user_name) if manager else None
 
 
-def _user_response(user: User, status: int = 200, *, new: bool = False) -> Response:
+def _user_response(user: User, shown: Shown, status: int = 200) -> Response:
     """The user as stored, projected by ``attributes``/``excludedAttributes`` (RFC 7644
-    §3.4.2.5 allows them on every operation that returns a resource). A ``new`` user has no
-    groups yet (pending memberships are linked later, by the worker): no query for them."""
+    §3.4.2.5 allows them on every operation that returns a resource). ``shown``: its groups
+    and manager as read before a write (a user write changes neither its groups nor, unless
+    the reference changed, its manager)."""
+    groups, manager = shown
     body = listing.project(
-        users.render_user(user, _manager_of(user), [] if new else None),
+        users.render_user(user, _manager_of(user, manager), groups),
         d.USER_TYPE,
         listing.parse_paths(request.args.get("attributes"), d.USER_TYPE, "attributes"),
         listing.parse_paths(
@@ -114,16 +135,17 @@ def create_user() -> Response:
         raise Uniqueness(str(exc)) from None
     g.resource_id = str(result.user.id)
     _commit(result.job_ids)
-    return _user_response(result.user, 201, new=True)
+    # A new user has no groups yet (pending memberships are linked later, by the worker).
+    return _user_response(result.user, ([], None), 201)
 
 
 @bp.get("/Users/<user_id>")
 def get_user(user_id: str) -> Response:
-    user = _get_user(user_id)
+    user, shown = _read_user(user_id)
     g.resource_id = str(user.id)
     if if_none_match_hits(user.version):
         return scim_response(None, 304, version=user.version)
-    return _user_response(user)
+    return _user_response(user, shown)
 
 
 @bp.get("/Users")
@@ -148,7 +170,7 @@ def _write_user(user_id: str, make_attrs) -> Response:  # type: ignore[no-untype
     """Read, compute the new attributes, write with a version check; retry lost races, the
     last time under a row lock so that a busy user cannot starve a writer."""
     for attempt in range(WRITE_ATTEMPTS):
-        user = _get_user(user_id, lock=attempt == WRITE_ATTEMPTS - 1)
+        user, shown = _read_user(user_id, lock=attempt == WRITE_ATTEMPTS - 1)
         g.resource_id = str(user.id)
         asserted = check_if_match(user.version)
         attrs, password = make_attrs(user)
@@ -171,7 +193,7 @@ def _write_user(user_id: str, make_attrs) -> Response:  # type: ignore[no-untype
                 ) from None
             continue
         _commit(result.job_ids)
-        return _user_response(result.user)
+        return _user_response(result.user, shown)
     raise AssertionError("a locked write cannot lose a version race")
 
 
