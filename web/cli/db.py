@@ -6,8 +6,6 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from models import migrate
-
 
 @click.group("db", cls=AppGroup, help="Database migrations.")
 def group() -> None:
@@ -17,6 +15,8 @@ def group() -> None:
 @group.command("upgrade", help="Apply every migration (Alembic heads).")
 @click.option("--revision", default="heads", show_default=True)
 def upgrade(revision: str) -> None:
+    from models import migrate  # Alembic (and Mako) only when migrating: ~10 MB a process
+
     migrate.upgrade(current_app.config["DATABASE_URL"], revision)
     click.echo("database is up to date", err=True)
 
@@ -24,4 +24,6 @@ def upgrade(revision: str) -> None:
 @group.command("revision", help="Autogenerate a migration from the models.")
 @click.argument("message")
 def revision(message: str) -> None:
+    from models import migrate
+
     migrate.revision(current_app.config["DATABASE_URL"], message)
