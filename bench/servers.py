@@ -219,6 +219,11 @@ class Server:
     def bulk_seed_supported(self) -> bool:
         return False
 
+    def settle(self, max_seconds: float) -> tuple[float, int]:
+        """Wait until the follow-up work of earlier writes is done (a server with background
+        work); return (seconds waited, work items still pending). Peers have none."""
+        return 0.0, 0
+
 
 class Ceiling(Server):
     name = "ceiling"
@@ -399,6 +404,21 @@ class Ours(Server):
         self.spawn([str(self.venv / "celery"), "-A", "tasks.celery_app", "worker",
                     "--loglevel", "warning"], "worker", env=self.env, cwd=REPO)
         self.wait_ready()
+
+    def settle(self, max_seconds: float) -> tuple[float, int]:
+        """Wait for the outbox to empty (welcome mails, license checks, manager passes of the
+        users just written), so that a measured phase is not also doing that work."""
+        import psycopg
+
+        t0 = time.monotonic()
+        with psycopg.connect(PG_URL.format(db=self.db), autocommit=True) as conn:
+            while True:
+                (left,) = conn.execute(
+                    "SELECT count(*) FROM jobs WHERE state IN ('pending', 'running')"
+                ).fetchone()
+                if left == 0 or time.monotonic() - t0 > max_seconds:
+                    return round(time.monotonic() - t0, 1), int(left)
+                time.sleep(0.5)
 
     def stop(self) -> None:
         super().stop()
