@@ -277,24 +277,6 @@ def iter_members(session: Session, group_id: uuid.UUID, chunk: int = 1000) -> It
         after = rows[-1].seq
 
 
-def groups_of_users(
-    session: Session, user_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, list[tuple[uuid.UUID, str]]]:
-    """``user id -> [(group id, group displayName)]`` for a page of users, in one query."""
-    out: dict[uuid.UUID, list[tuple[uuid.UUID, str]]] = {uid: [] for uid in user_ids}
-    if not user_ids:
-        return out
-    rows = session.execute(
-        select(Membership.user_id, Group.id, Group.display_name)
-        .join(Group, Group.id == Membership.group_id)
-        .where(Membership.user_id.in_(list(user_ids)))
-        .order_by(Group.seq)
-    )
-    for user_id, group_id, display_name in rows:
-        out.setdefault(user_id, []).append((group_id, display_name))
-    return out
-
-
 @functools.cache
 def groups_column() -> Any:
     """A correlated subquery giving each ``users`` row its direct groups as a JSON array of
@@ -435,9 +417,10 @@ __all__ = [
     "Member",
     "add_members",
     "classify",
-    "groups_of_users",
+    "groups_column",
     "has_pending_for",
     "iter_members",
+    "manager_column",
     "members_of",
     "normalise_value",
     "pending_followups",
