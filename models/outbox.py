@@ -50,7 +50,8 @@ class Job(Base):
 
     __table_args__ = (
         Index("ix_jobs_pending", "state", "created", postgresql_where=text("state = 'pending'")),
-        Index("ix_jobs_org_kind_state", "org_id", "kind", "state"),
+        # id last: a mail batch's next pick (ORDER BY id LIMIT 1) reads the rows in order.
+        Index("ix_jobs_org_kind_state_id", "org_id", "kind", "state", "id"),
     )
 
 
