@@ -152,12 +152,11 @@ def handle_send(
     template, event = p["template"], p["event"]
     # The event's record, created or found, and locked until commit, in one statement (a
     # no-op update on conflict takes the row lock as SELECT ... FOR UPDATE would).
+    new = insert(SentMail).values(org_id=job.org_id, event_key=event, template=template,
+                                  recipient="", state="pending", created=utcnow())
     record = session.scalar(
-        insert(SentMail)
-        .values(org_id=job.org_id, event_key=event, template=template, recipient="",
-                state="pending", created=utcnow())
-        .on_conflict_do_update(index_elements=["event_key"],
-                               set_={"event_key": insert(SentMail).excluded.event_key})
+        new.on_conflict_do_update(index_elements=["event_key"],
+                                  set_={"event_key": new.excluded.event_key})
         .returning(SentMail),
         execution_options={"populate_existing": True},
     )

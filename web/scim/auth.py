@@ -61,23 +61,19 @@ def authenticate(session: Session, org_id: str) -> AuthenticatedOrg:
         org_uuid = uuid.UUID(org_id)
     except ValueError:
         raise Unauthorized() from None
-    config = current_app.config
-    url = config["RATE_LIMIT_REDIS_URL"]
     key = (org_uuid, hash_token(raw))
     cached = _cache.get(key)
+    org: AuthenticatedOrg | None = None
     admission = None
     if cached is not None and cached.expires > time.monotonic():
         admission = _admit(cached)
         if admission.generation is not None and admission.generation == cached.generation:
-            org = cached
-        else:  # changed (or unknown): read the database again
-            org = None
-    else:
-        org = None
+            org = cached  # else changed (or unknown): read the database again
     if org is None:
         # The generation is read before the token: a change committed after this read
         # renews it, so an entry cached from a stale read is never taken for current.
-        org = _load(session, org_uuid, raw, ratelimit.generation(org_uuid, url))
+        url = current_app.config["RATE_LIMIT_REDIS_URL"]
+        org = _load(session, key, raw, ratelimit.generation(org_uuid, url))
         if cached is not None and _rate(cached) != _rate(org):
             admission = None  # taken at the old rate: take it again at the new one
     g.token_prefix = org.token_prefix
@@ -105,10 +101,10 @@ def _admit(org: AuthenticatedOrg) -> ratelimit.Admission:
 
 
 def _load(
-    session: Session, org_id: uuid.UUID, raw: str, generation: str | None
+    session: Session, key: tuple[uuid.UUID, str], raw: str, generation: str | None
 ) -> AuthenticatedOrg:
-    key = (org_id, hash_token(raw))
-    found = find_token(session, org_id, raw)
+    """Read the token (``key``: organization id, token hash) and cache what was read."""
+    found = find_token(session, key[0], raw)
     if found is None:
         _cache.pop(key, None)
         raise Unauthorized()

@@ -9,24 +9,14 @@ from flask import current_app
 
 from web.scim import definitions as d
 from web.scim.errors import NotFound
+from web.scim.listing import list_response
 
-LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 SPC_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
 DOCS_URL = "https://docs.workteam.example/scim"
 
 
 def _base(org_id: object) -> str:
     return f"{current_app.config['PUBLIC_URL']}/scim/v2/{org_id}"
-
-
-def list_response(resources: list[dict]) -> dict:
-    return {
-        "schemas": [LIST_RESPONSE],
-        "totalResults": len(resources),
-        "itemsPerPage": len(resources),
-        "startIndex": 1,
-        "Resources": resources,
-    }
 
 
 def service_provider_config(config: Mapping[str, Any], org_id: object) -> dict:

@@ -345,7 +345,13 @@ def _lookup_user_name(session: Session, org: AuthenticatedOrg, user_name: str) -
     rows = session.execute(
         _by_user_name(), {"org_id": org.id, "user_name": user_name.lower()}
     ).all()
-    resources = _render_users([r[0] for r in rows], _LOOKUP, [tuple(r[1:]) for r in rows])
+    return list_response(
+        _render_users([r[0] for r in rows], _LOOKUP, [tuple(r[1:]) for r in rows])
+    )
+
+
+def list_response(resources: list[dict]) -> dict:
+    """A ListResponse holding every result (one page from index 1)."""
     return {
         "schemas": [LIST_RESPONSE],
         "totalResults": len(resources),
