@@ -67,12 +67,16 @@ def fresh_db(name: str) -> None:
 
 
 class RssSampler:
-    """Samples the summed RSS of some process trees every ``interval`` seconds; keeps the peak."""
+    """Samples the summed memory of some process trees every ``interval`` seconds; keeps the
+    peaks of two sums. RSS counts a page shared by several processes (gunicorn workers, Celery's
+    pool children: forked from one parent) once in each of them; PSS divides it among them, so
+    the PSS sum is the memory these processes take from the machine."""
 
     def __init__(self, roots: Iterable[int], interval: float = 0.25):
         self.roots = list(roots)
         self.interval = interval
         self.peak = 0
+        self.peak_pss = 0
         self.last = 0
         self.peak_processes = 0
         self._stop = threading.Event()
@@ -80,6 +84,7 @@ class RssSampler:
 
     def sample(self) -> int:
         total = 0
+        pss = 0
         count = 0
         for root in self.roots:
             try:
@@ -89,7 +94,9 @@ class RssSampler:
                 continue
             for p in procs:
                 try:
-                    total += p.memory_info().rss
+                    full = p.memory_full_info()
+                    total += full.rss
+                    pss += full.pss
                     count += 1
                 except psutil.NoSuchProcess:
                     pass
@@ -97,6 +104,7 @@ class RssSampler:
         if total > self.peak:
             self.peak = total
             self.peak_processes = count
+        self.peak_pss = max(self.peak_pss, pss)
         return total
 
     def _loop(self) -> None:
@@ -402,7 +410,8 @@ class Ours(Server):
                     "-b", f"127.0.0.1:{self.port}", "web:create_app()"],
                    "web", env=self.env, cwd=REPO)
         self.spawn([str(self.venv / "celery"), "-A", "tasks.celery_app", "worker",
-                    "--loglevel", "warning"], "worker", env=self.env, cwd=REPO)
+                    "--loglevel", "warning", "--pool", "threads", "--concurrency", "4"],
+                   "worker", env=self.env, cwd=REPO)
         self.wait_ready()
 
     def settle(self, max_seconds: float) -> tuple[float, int]:

@@ -185,8 +185,8 @@ class Worker:
 
     count = 0
 
-    def __init__(self, env: dict[str, str], *, concurrency: int = 2, beat: bool = False,
-                 pool: str = "prefork") -> None:
+    def __init__(self, env: dict[str, str], *, concurrency: int = 4, beat: bool = False,
+                 pool: str = "threads") -> None:
         Worker.count += 1
         self.name = f"{QUEUE}-{Worker.count}"
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
@@ -250,8 +250,8 @@ class Worker:
 
 @pytest.fixture(scope="session")
 def worker(worker_env: dict[str, str], worker_app: Flask) -> Iterator[Worker]:
-    """One worker (2 pool processes) for the run's worker tests."""
-    w = Worker(worker_env, concurrency=2).start()
+    """One worker as the Procfile runs it (threads pool, 4 threads) for the run's worker tests."""
+    w = Worker(worker_env).start()
     yield w
     w.stop()
 

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from models.user import User
 from tests.conftest import ScimClient, make_org
 from tests.fixtures_worker import wait_until
+from tests.integration.worker_helpers import all_jobs_settled
 
 ENT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 WT = "urn:workteam:params:scim:schemas:extension:workteam:2.0:User"
@@ -180,6 +181,9 @@ def test_a_row_held_by_a_write_is_skipped_then_resolved(wscim: ScimClient, worke
     held = new_user(wscim, "held", manager="boss-ext")
     free = new_user(wscim, "free", manager="boss-ext")
     assert state(wscim, held["id"])["managerState"] == "pending"
+    # The creates' license checks first: a check that starts while the row is held waits for
+    # it, holding the other users' rows (by design: it counts seats), and so would "free".
+    wait_until(lambda: all_jobs_settled(worker_app, wscim.org.id), timeout=20)
     writer = worker_app.extensions["db.sessions"]()
     try:
         writer.execute(text("SELECT 1 FROM users WHERE id = :id FOR UPDATE"), {"id": held["id"]})

@@ -50,11 +50,12 @@ def test_whole_worker_killed_then_sweep_redelivers(worker_env, smtp_server, star
 
 def test_pool_process_killed_task_requeued(worker_env, smtp_server, start_worker):
     """Only the process running the task dies: task_reject_on_worker_lost puts the message
-    back and the worker's new pool process runs it (no sweep involved)."""
+    back and the worker's new pool process runs it (no sweep involved). The Procfile runs a
+    threads pool; a prefork pool (``--pool prefork``) is the deployment this protects."""
     env = {**worker_env, "WORKTEAM_CELERY_QUEUE": f"wt-{RUN_ID}-kill-child",
            "WORKTEAM_REPUBLISH_AFTER_SECONDS": "3600"}
     app = make_worker_app(env)
-    w = start_worker(env=env, concurrency=1)
+    w = start_worker(env=env, concurrency=1, pool="prefork")
     try:
         scim = ScimClient(app.test_client(), make_org(app, seats=10))
         try:
