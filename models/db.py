@@ -12,6 +12,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
+from models import jsoncodec
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -48,6 +50,7 @@ def make_engine(database_url: str, *, pool_size: int = 5, echo: bool = False) ->
         max_overflow=pool_size,
         pool_recycle=1800,
         echo=echo,
+        json_deserializer=jsoncodec.loads,
     )
 
     @event.listens_for(engine, "checkin")

@@ -69,7 +69,8 @@ class User(Base):
 
     __table_args__ = (
         Index("uq_users_org_user_name", "org_id", func.lower(text("user_name")), unique=True),
-        Index("ix_users_org_seq", "org_id", "seq"),
+        # INCLUDE id: an import's OFFSET walk is index-only (migration 0006).
+        Index("ix_users_org_seq_id", "org_id", "seq", postgresql_include=["id"]),
         Index("ix_users_org_external_id", "org_id", "external_id"),
         Index("ix_users_org_primary_email", "org_id", func.lower(text("primary_email"))),
         Index("ix_users_emails_lower", "emails_lower", postgresql_using="gin"),

@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Response, current_app, request
 
+from models import jsoncodec
 from web.scim.errors import InvalidSyntax, InvalidValue, PreconditionFailed, UnsupportedMediaType
 
 SCIM_MEDIA_TYPE = "application/scim+json"
@@ -120,8 +121,8 @@ def scim_response(
     version: int | None = None,
     location: str | None = None,
 ) -> Response:
-    text = "" if body is None else json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-    response = current_app.response_class(text, status=status, mimetype=SCIM_MEDIA_TYPE)
+    data = b"" if body is None else jsoncodec.dumps(body)
+    response = current_app.response_class(data, status=status, mimetype=SCIM_MEDIA_TYPE)
     if body is not None:
         response.headers["Content-Type"] = f"{SCIM_MEDIA_TYPE}; charset=utf-8"
     if version is not None:

@@ -105,6 +105,12 @@ def project(
 ) -> dict:
     """The resource as RFC 7644 §3.4.2.5 and RFC 7643 ``returned`` say it is returned."""
     inc, exc = _keys(attributes), _keys(excluded)
+    if not inc and not exc:
+        return _project_default(resource, rtype)
+    return _project_asked(resource, rtype, inc, exc)
+
+
+def _project_asked(resource: dict, rtype: d.ResourceType, inc: set[Key], exc: set[Key]) -> dict:
     out: dict[str, Any] = {}
     for key, value in resource.items():
         if key == "schemas":
@@ -126,6 +132,41 @@ def project(
         chosen = _select(rtype.schema.id, attr, value, inc, exc)
         if chosen is not _SKIP:
             out[key] = chosen
+    return out
+
+
+# Without attributes/excludedAttributes (every page of an import, every lookup) projection
+# only drops what is returned "never" or on "request": two name sets per resource type, so a
+# page of 100 users does not resolve every attribute of every user (test_listing.py checks
+# this path against the general one).
+_HIDDEN: dict[str, tuple[frozenset[str], dict[str, frozenset[str]]]] = {}
+
+
+def _hidden(rtype: d.ResourceType) -> tuple[frozenset[str], dict[str, frozenset[str]]]:
+    found = _HIDDEN.get(rtype.name)
+    if found is None:
+        def names(attrs: Iterable[d.Attribute]) -> frozenset[str]:
+            return frozenset(a.name.lower() for a in attrs if a.returned in ("never", "request"))
+
+        found = _HIDDEN[rtype.name] = (
+            names(rtype.schema.attributes),
+            {s.id.lower(): names(s.attributes) for s in rtype.extension_schemas},
+        )
+    return found
+
+
+def _project_default(resource: dict, rtype: d.ResourceType) -> dict:
+    core, extensions = _hidden(rtype)
+    out: dict[str, Any] = {}
+    for key, value in resource.items():
+        hidden = extensions.get(key.lower()) if key.startswith("urn:") else None
+        if hidden is None:
+            if key.lower() not in core:
+                out[key] = value
+            continue
+        picked = {k: v for k, v in value.items() if k.lower() not in hidden}
+        if picked:
+            out[key] = picked
     return out
 
 

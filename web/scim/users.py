@@ -100,11 +100,12 @@ def render_user(
     read-only ``groups`` attribute."""
     attrs = dict(user.attrs)
     schemas = [d.USER_SCHEMA_ID]
-    out: dict[str, Any] = {"schemas": schemas, "id": str(user.id)}
+    user_id = str(user.id)
+    out: dict[str, Any] = {"schemas": schemas, "id": user_id}
     enterprise = attrs.pop(ENTERPRISE, None)
     out.update(attrs)
+    base = base_url(user.org_id)
     if groups:
-        base = base_url(user.org_id)
         out["groups"] = [
             {"value": str(gid), "$ref": f"{base}/Groups/{gid}", "display": name, "type": "direct"}
             for gid, name in groups
@@ -115,7 +116,7 @@ def render_user(
             manager_id, manager_name = manager
             enterprise["manager"] = {
                 **enterprise["manager"],
-                "$ref": f"{base_url(user.org_id)}/Users/{manager_id}",
+                "$ref": f"{base}/Users/{manager_id}",
                 **({"displayName": manager_name} if manager_name else {}),
             }
         out[ENTERPRISE] = enterprise
@@ -132,7 +133,7 @@ def render_user(
         "resourceType": "User",
         "created": _ts(user.created),
         "lastModified": _ts(user.last_modified),
-        "location": location(user),
+        "location": f"{base}/Users/{user_id}",
         "version": f'W/"{user.version}"',
     }
     return out
