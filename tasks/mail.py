@@ -32,6 +32,7 @@ _env = Environment(
     autoescape=select_autoescape(["html"]),
     undefined=StrictUndefined,
     keep_trailing_newline=True,
+    auto_reload=False,  # templates ship with the code: no stat() of the file per mail
 )
 
 

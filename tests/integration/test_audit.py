@@ -34,3 +34,22 @@ def test_buffered_rows_arrive_within_the_interval(app_env):
     assert app.extensions["audit"].flush() in (0, 1)  # the thread may have been first
     assert _count(app, org.id) == 7
     app.extensions["db.engine"].dispose()
+
+
+def test_rows_keep_every_field_as_sent(app_env):
+    """Rows are appended with COPY: characters COPY's text format escapes (tab, newline,
+    backslash) and non-ASCII come back as they were, and every column is filled."""
+    from web import create_app
+
+    app = create_app({"ENV_OVERRIDES": {**app_env, "WORKTEAM_AUDIT_FLUSH_SECONDS": "0"}})
+    org = make_org(app)
+    scim = ScimClient(app.test_client(), org)
+    odd = "tab%09nl%0Aback%5Cslash-é"
+    assert scim.get(f"/Users/{odd}").status_code == 404
+    with app.extensions["db.sessions"]() as session:
+        row = session.scalars(select(AuditEvent).where(AuditEvent.org_id == org.id)).one()
+    assert row.path.endswith("/Users/tab\tnl\nback\\slash-é")
+    assert (row.method, row.status) == ("GET", 404)
+    assert row.token_prefix and row.request_id and row.duration_ms >= 0
+    assert row.created is not None and row.created.tzinfo is not None
+    app.extensions["db.engine"].dispose()

@@ -1,7 +1,7 @@
 """One audit row per SCIM request: organization, token prefix, method, path, status, resource
 id, request id, duration. Never a token, password or body.
 
-Rows are buffered per process and written by a background thread in one multi-row INSERT every
+Rows are buffered per process and written by a background thread in one COPY every
 ``WORKTEAM_AUDIT_FLUSH_SECONDS`` (default 0.5 s), with the tokens' ``last_used``: an audit row
 per request then costs no database round trip on the request's path. The price: a process that
 dies without exiting (SIGKILL, power loss) loses at most that interval's rows; a normal exit
@@ -20,10 +20,10 @@ import uuid
 from typing import Any
 
 from flask import Flask, g, request
-from sqlalchemy import insert, text
+from sqlalchemy import text
 from sqlalchemy.orm import sessionmaker
 
-from models.audit import AuditEvent
+from models.audit import append_events
 from models.db import utcnow
 from models.tokens import touch
 
@@ -64,7 +64,7 @@ class AuditWriter:
                 # Losing the last audit rows in a crash is acceptable; an fsync per batch is not.
                 session.execute(text("SET LOCAL synchronous_commit = off"))
                 if rows:
-                    session.execute(insert(AuditEvent), rows)
+                    append_events(session, rows)
                 for token_id, last_used in uses.items():
                     touch(session, token_id, last_used)
                 session.commit()
