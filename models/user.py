@@ -91,4 +91,17 @@ class User(Base):
             "license_state",
             "seq",
         ),
+        # A license check finds what changes, not every user of the organization (migration
+        # 0007): deactivated users still holding a license, active users without one.
+        Index(
+            "ix_users_license_to_release",
+            "org_id",
+            postgresql_where=text("active IS FALSE AND license_state <> 'none'"),
+        ),
+        Index(
+            "ix_users_license_wanted",
+            "org_id",
+            "seq",
+            postgresql_where=text("active IS TRUE AND license_state <> 'licensed'"),
+        ),
     )
