@@ -196,7 +196,7 @@ class Worker:
             sys.executable, "-m", "celery", "-A", "tasks.celery_app", "worker",
             "-Q", _queues(env.get("WORKTEAM_CELERY_QUEUE", QUEUE)), "-n", f"{self.name}@%h",
             "--pool", pool, "--concurrency", str(concurrency), "--loglevel", "INFO",
-            "--without-gossip", "--without-mingle", "-E",
+            "--without-gossip", "--without-mingle",
         ]
         if beat:
             self.args += ["-B", "--schedule", str(self.tmp / "beat-schedule")]

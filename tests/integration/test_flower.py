@@ -1,6 +1,7 @@
 """Flower, started against the test broker as the Procfile starts it (basic auth from
 FLOWER_BASIC_AUTH), shows a finished task by its readable name, with the job id as its only
-argument."""
+argument. The worker runs without -E, as the Procfile's: Flower turns its task events on
+(with --enable_events=False this test fails)."""
 
 from __future__ import annotations
 
