@@ -142,6 +142,8 @@ def run_workloads(server: Server, rec: Recorder, sizes: wl.Sizes, selected: list
         raise CheckFailed("W1 failed; the later workloads need its users")
 
     if "W3" in selected:
+        # W3 with its own follow-up work (deactivation notices, license checks), not W1's.
+        settle(server, rec, "W3", sizes)
         patch = rec.phase(wl.w3_patch(server, state, sizes, seed))
         if patch.valid:
             rec.put("w3_patch_s", round(patch.req_per_s, 1))
@@ -172,8 +174,8 @@ def run_workloads(server: Server, rec: Recorder, sizes: wl.Sizes, selected: list
         assert isinstance(server, Ours)
         w6, extra = wl.w6_managers(server, state, sizes, seed)
         rec.phase(w6, measured=False)
-        settle = extra.get("settle_s")
-        rec.put("w6_s", settle, w6.valid and settle is not None,
+        resolved_after = extra.get("settle_s")
+        rec.put("w6_s", resolved_after, w6.valid and resolved_after is not None,
                 f"{sizes.w6_users} users created in {extra['create_s']}s"
                 if w6.valid else rec.invalid_note(w6))
 
@@ -202,25 +204,26 @@ def run_workloads(server: Server, rec: Recorder, sizes: wl.Sizes, selected: list
 
     if is_ours and "W7" in selected:
         assert isinstance(server, Ours)
-        waited, left = server.settle(sizes.phase_max_seconds)
-        if waited or left:
-            rec.notes.append(f"W7: started after {waited:.0f} s waiting for background work"
-                             + (f", {left} jobs still pending" if left else ""))
-            print(f"  {rec.notes[-1]}", flush=True)
+        settle(server, rec, "W7", sizes)
         outcome = wl.w7_resync(server, sizes)
         print(f"  W7 resync: {outcome.value} {outcome.note}", flush=True)
         rec.put("w7_s", outcome.value, outcome.valid, outcome.note)
+
+
+def settle(server: Server, rec: Recorder, phase: str, sizes: wl.Sizes) -> None:
+    """Let a server with background work finish that of the earlier phases (bounded)."""
+    waited, left = server.settle(sizes.phase_max_seconds)
+    if waited or left:
+        rec.notes.append(f"{phase}: started after {waited:.0f} s waiting for background work"
+                         + (f", {left} jobs still pending" if left else ""))
+        print(f"  {rec.notes[-1]}", flush=True)
 
 
 def record_w2(server: Server, rec: Recorder, state: wl.State, size: int, sizes: wl.Sizes,
               seed: int) -> None:
     # Lookups at this size, not lookups competing with the welcome mails of the users just
     # created: a server with background work finishes it first (bounded; said in the notes).
-    waited, left = server.settle(sizes.phase_max_seconds)
-    if waited or left:
-        note = f"W2 at {size}: started after {waited:.0f} s waiting for background work"
-        rec.notes.append(note + (f", {left} jobs still pending" if left else ""))
-        print(f"  {rec.notes[-1]}", flush=True)
+    settle(server, rec, f"W2 at {size}", sizes)
     r = rec.phase(wl.w2_lookups(server, state, size, sizes, seed + size))
     if r.valid:
         rec.put(f"w2_{size}_s", round(r.req_per_s, 1))
