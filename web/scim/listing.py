@@ -137,7 +137,7 @@ def _project_asked(resource: dict, rtype: d.ResourceType, inc: set[Key], exc: se
 
 # Without attributes/excludedAttributes (every page of an import, every lookup) projection
 # only drops what is returned "never" or on "request": two name sets per resource type, so a
-# page of 100 users does not resolve every attribute of every user (test_listing.py checks
+# page of 100 users does not resolve every attribute of every user (test_projection.py checks
 # this path against the general one).
 _HIDDEN: dict[str, tuple[frozenset[str], dict[str, frozenset[str]]]] = {}
 
