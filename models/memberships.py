@@ -334,23 +334,21 @@ def _candidates(session: Session, user: User) -> list[str]:
     return values
 
 
+# Written out once: this runs on every create, and a text statement skips building an ORM
+# query and its cache key each time (a tenth of a create's CPU went to this query).
+_PENDING_NAMING = text(
+    "SELECT DISTINCT member_value FROM memberships"
+    " WHERE org_id = :org_id AND user_id IS NULL AND member_group_id IS NULL"
+    " AND member_value = ANY(:values)"
+)
+
+
 def has_pending_for(session: Session, user: User) -> bool:
     """Is any pending member value of the organization naming ``user``? (indexed) The usual
     answer, no, takes one query: the externalId's ambiguity is checked only when a pending
     member carries it."""
     values = [str(user.id), *([user.external_id] if user.external_id else [])]
-    named = set(
-        session.scalars(
-            select(Membership.member_value)
-            .where(
-                Membership.org_id == user.org_id,
-                Membership.user_id.is_(None),
-                Membership.member_group_id.is_(None),
-                Membership.member_value.in_(values),
-            )
-            .distinct()
-        )
-    )
+    named = set(session.scalars(_PENDING_NAMING, {"org_id": user.org_id, "values": values}))
     return bool(named & set(_candidates(session, user))) if named else False
 
 
