@@ -17,6 +17,7 @@ from models.jobs import (
     KIND_MANAGERS,
     KIND_MANAGERS_ORG,
     KIND_NOTIFY_DEACTIVATED,
+    KIND_NOTIFY_DEACTIVATED_ORG,
     enqueue,
     enqueue_coalesced,
 )
@@ -69,12 +70,15 @@ def user_written(
         elif prev.get("manager_value") != user.manager_value:
             ids.extend(enqueue_coalesced(session, user.org_id, KIND_MANAGERS_ORG))
         if prev.get("active") != user.active:
-            if paid:
-                ids.extend(enqueue_coalesced(session, user.org_id, KIND_LICENSE_CHECK))
+            kinds = [KIND_LICENSE_CHECK] if paid else []
             if not user.active:
-                ids.append(
-                    _job(session, user, KIND_NOTIFY_DEACTIVATED, version, version=user.version)
-                )
+                # The event's own row is not published: the organization's coalesced job below
+                # decides every waiting notice in one task (a burst of deactivations is one
+                # message, not one each); the outbox sweep publishes a row left waiting.
+                _job(session, user, KIND_NOTIFY_DEACTIVATED, version, version=user.version)
+                kinds.append(KIND_NOTIFY_DEACTIVATED_ORG)
+            if kinds:
+                ids.extend(enqueue_coalesced(session, user.org_id, *kinds))
     elif event == "deleted":
         managers.release_reports(session, user)
         if paid:

@@ -24,6 +24,8 @@ KIND_MANAGERS_ORG = "managers.resolve_org"
 KIND_LICENSE_CHECK = "licenses.check"  # coalesced per organization (the check is org-wide)
 KIND_MAIL = "mail.send"  # subject: a mail event key; one job per (event, recipient)
 KIND_NOTIFY_DEACTIVATED = "mail.deactivated"  # fans out to the manager or the org admins
+# Coalesced, one pending per organization: decide every waiting deactivation notice.
+KIND_NOTIFY_DEACTIVATED_ORG = "mail.deactivated_org"
 
 
 def enqueue(

@@ -1,5 +1,6 @@
 """Notification mail: ``tasks.notifications.send(job_id)`` sends one message for one (event,
-recipient); ``tasks.notifications.deactivated(job_id)`` picks who hears about a deactivation.
+recipient); ``tasks.notifications.deactivated_org(job_id)`` picks who hears about each waiting
+deactivation of an organization (``deactivated(job_id)``: one, when the sweep finds it).
 
 Exactly once per event: a ``sent_mail`` row keyed by the event is locked for the send and marked
 sent in the same transaction as the job. A send task also sends, in transactions of their own,
@@ -13,18 +14,28 @@ drop duplicates.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from celery import Task, shared_task
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from models import licensing
 from models.db import utcnow
-from models.jobs import KIND_MAIL, enqueue
+from models.jobs import (
+    KIND_MAIL,
+    KIND_NOTIFY_DEACTIVATED,
+    KIND_NOTIFY_DEACTIVATED_ORG,
+    enqueue,
+    enqueue_coalesced,
+)
 from models.organization import Organization
 from models.outbox import JOB_PENDING, Job, SentMail
 from models.user import User
@@ -37,6 +48,8 @@ log = logging.getLogger("workteam.mail")
 # bursts (an initial sync licenses thousands of users): a task, a connection and a QUIT per
 # mail cost the worker more than the mail itself.
 BATCH = 50
+# Deactivation notices of one organization decided in one transaction.
+NOTICE_BATCH = 500
 
 
 def record_dropped(
@@ -68,10 +81,13 @@ def mail_job(
 
 
 def to_admins(
-    session: Session, org_id: uuid.UUID, template: str, event: str, payload: dict
+    session: Session, org_id: uuid.UUID, template: str, event: str, payload: dict,
+    admins: list[User] | None = None,
 ) -> list[int]:
-    """One mail job per active org admin for ``event``; none: a dropped record and a warning."""
-    admins = licensing.admins(session, org_id)
+    """One mail job per active org admin for ``event``; none: a dropped record and a warning.
+    ``admins``: the organization's, when the caller read them already."""
+    if admins is None:
+        admins = licensing.admins(session, org_id)
     if not admins:
         log.warning("org %s has no admin with an email: %s notice dropped", org_id, template)
         record_dropped(session, org_id, event, template, "the organization has no admin")
@@ -85,7 +101,7 @@ def to_admins(
 # -------------------------------------------------------------------------- deactivation
 
 
-def handle_deactivated(session: Session, job: Job) -> list[int]:
+def handle_deactivated(session: Session, job: Job, admins: list[User] | None = None) -> list[int]:
     user_id = uuid.UUID(job.payload["user_id"])
     event = f"deactivated:{user_id}:{job.payload.get('version')}"
     user = session.get(User, user_id)
@@ -99,24 +115,119 @@ def handle_deactivated(session: Session, job: Job) -> list[int]:
             user_id=str(user_id),
         )
         return [found] if found else []
-    return to_admins(session, job.org_id, "deactivated", event, {"user_id": str(user_id)})
+    return to_admins(session, job.org_id, "deactivated", event, {"user_id": str(user_id)},
+                     admins)
 
 
 @shared_task(name="tasks.notifications.deactivated", bind=True, ignore_result=True)
 def deactivated(self: Task, job_id: int) -> str:
+    """One notice on its own: a notice the outbox sweep found waiting (the organization's
+    coalesced job below usually decides it first)."""
     return run_job(self, job_id, handle_deactivated)
+
+
+def handle_deactivated_org(session: Session, job: Job) -> list[int]:
+    """Every waiting deactivation notice of the organization, up to NOTICE_BATCH in this
+    transaction (a new coalesced pass takes the rest). A notice being run by a task of its own
+    is locked, so skipped here."""
+    waiting = list(
+        session.scalars(
+            select(Job)
+            .where(Job.org_id == job.org_id, Job.kind == KIND_NOTIFY_DEACTIVATED, JOB_PENDING)
+            .order_by(Job.id)
+            .limit(NOTICE_BATCH)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    # The users and their managers in two queries (``session.get`` below then finds them in
+    # the identity map), the admins in one: not three queries per notice.
+    users = session.scalars(
+        select(User).where(User.id.in_([uuid.UUID(n.payload["user_id"]) for n in waiting]))
+    ).all()
+    managers = [u.manager_id for u in users if u.manager_id]
+    if managers:
+        session.scalars(select(User).where(User.id.in_(managers))).all()
+    admins = licensing.admins(session, job.org_id)
+    mails: list[int] = []
+    now = utcnow()
+    for notice in waiting:
+        mails += handle_deactivated(session, notice, admins)
+        notice.state, notice.updated, notice.finished_at = "done", now, now
+        notice.attempts += 1
+        notice.result = {"covered_by": job.id}
+    job.result = {"notices": len(waiting)}
+    if len(waiting) == NOTICE_BATCH:
+        mails += enqueue_coalesced(session, job.org_id, KIND_NOTIFY_DEACTIVATED_ORG)
+    return mails
+
+
+@shared_task(name="tasks.notifications.deactivated_org", bind=True, ignore_result=True)
+def deactivated_org(self: Task, job_id: int) -> str:
+    return run_job(self, job_id, handle_deactivated_org, coalesced=True)
 
 
 # ---------------------------------------------------------------------------------- send
 
 
-def _drop_reason(session: Session, template: str, recipient: User | None,
-                 subject: User | None, payload: dict) -> str | None:
+@dataclass(frozen=True)
+class Person:
+    """What a mail needs of a user (the recipient, or the user the mail is about)."""
+
+    active: bool
+    email: str | None
+    display_name: str | None
+    given_name: str | None
+    user_name: str
+
+
+# The event's record, created or found and locked until commit (a no-op update on conflict
+# takes the row lock as SELECT ... FOR UPDATE would), with the recipient and the subject: one
+# round trip. A welcome mail used to take five statements through the ORM, which cost the
+# worker more CPU than rendering and sending the mail.
+_RECORD = text(
+    """
+    WITH rec AS (
+        INSERT INTO sent_mail (org_id, event_key, template, recipient, state, created)
+        VALUES (:org_id, :event, :template, '', 'pending', now())
+        ON CONFLICT (event_key) DO UPDATE SET event_key = excluded.event_key
+        RETURNING state
+    )
+    SELECT rec.state,
+           r.active, r.primary_email, r.display_name, r.given_name, r.user_name,
+           s.active, s.primary_email, s.display_name, s.given_name, s.user_name
+    FROM rec
+    LEFT JOIN users r ON r.id = CAST(:recipient AS uuid)
+    LEFT JOIN users s ON s.id = CAST(:subject AS uuid)
+    """
+)
+# The record's outcome (unless ``mark`` is false: sent or dropped before); with a ``job_id``,
+# that (batched) job is marked done in the same statement.
+_FINISH = text(
+    """
+    WITH rec AS (
+        UPDATE sent_mail SET state = :state, reason = :reason, recipient = :recipient,
+                             sent_at = CASE WHEN CAST(:sent AS boolean) THEN now() END
+        WHERE event_key = :event AND CAST(:mark AS boolean)
+    )
+    UPDATE jobs SET state = 'done', attempts = attempts + 1, updated = now(),
+                    finished_at = now(), result = CAST(:result AS jsonb)
+    WHERE id = :job_id
+    """
+)
+
+
+def _person(values: Sequence[Any]) -> Person | None:
+    active, email, display_name, given_name, user_name = values
+    return None if user_name is None else Person(active, email, display_name, given_name,
+                                                 user_name)
+
+
+def _drop_reason(template: str, recipient: Person | None, subject: Person | None) -> str | None:
     if recipient is None:
         return "the recipient was deleted"
     if not recipient.active:
         return "the recipient was deactivated"
-    if not recipient.primary_email:
+    if not recipient.email:
         return "the recipient has no email address"
     if template == "deactivated":
         if subject is None:
@@ -126,8 +237,8 @@ def _drop_reason(session: Session, template: str, recipient: User | None,
     return None
 
 
-def _context(session: Session, template: str, org: Organization, recipient: User,
-             subject: User | None) -> dict:
+def _context(session: Session, template: str, org: Organization, recipient: Person,
+             subject: Person | None) -> dict:
     context = {
         "org_name": org.name,
         "name": recipient.display_name or recipient.given_name or recipient.user_name,
@@ -143,47 +254,68 @@ def _context(session: Session, template: str, org: Organization, recipient: User
     return context
 
 
+def send_one(
+    session: Session,
+    org_id: uuid.UUID,
+    job_id: int,
+    payload: dict,
+    mailer: mail.Mailer,
+    org: Organization | None = None,
+    *,
+    batched_with: int | None = None,
+) -> str:
+    """Send one job's mail unless its event was sent or dropped before (no commit); returns
+    "sent", "dropped" or "done before". ``org``: the job's organization when the caller has it
+    already; ``batched_with``: the task that sends this job in its batch, which marks the job
+    done here too (a job run by ``run_job`` is marked done by it)."""
+    template, event = payload["template"], payload["event"]
+    subject_id = payload.get("user_id")
+    row = session.execute(
+        _RECORD,
+        {"org_id": org_id, "event": event, "template": template,
+         "recipient": payload["recipient_id"], "subject": subject_id},
+    ).one()
+    if row[0] != "pending":
+        outcome, state, reason, address = "done before", row[0], None, None
+    else:
+        recipient, subject = _person(row[1:6]), _person(row[6:11])
+        reason = _drop_reason(template, recipient, subject)
+        if reason is not None:
+            outcome = state = "dropped"
+            address = ""
+            log.info("mail %s for job %s dropped: %s", template, job_id, reason)
+        else:
+            assert recipient is not None and recipient.email
+            if org is None:
+                org = session.get(Organization, org_id)
+            assert org is not None
+            msg = mail.render(
+                template,
+                current_app.config["MAIL_FROM"],
+                recipient.email,
+                event,
+                **_context(session, template, org, recipient, subject),
+            )
+            mailer.send(msg)
+            outcome = state = "sent"
+            address = recipient.email
+            log.info("mail %s for job %s sent", template, job_id)
+    if outcome != "done before" or batched_with is not None:
+        session.execute(
+            _FINISH,
+            {"mark": outcome != "done before", "sent": outcome == "sent", "state": state,
+             "reason": reason, "recipient": address, "event": event,
+             "job_id": job_id if batched_with is not None else None,
+             "result": json.dumps({"batched_with": batched_with})},
+        )
+    return outcome
+
+
 def handle_send(
     session: Session, job: Job, mailer: mail.Mailer, org: Organization | None = None
 ) -> list[int]:
-    """Send ``job``'s mail unless its event was sent or dropped before. ``org``: the job's
-    organization when the caller has it already (a batch of one organization's mails)."""
-    p = job.payload
-    template, event = p["template"], p["event"]
-    # The event's record, created or found, and locked until commit, in one statement (a
-    # no-op update on conflict takes the row lock as SELECT ... FOR UPDATE would).
-    new = insert(SentMail).values(org_id=job.org_id, event_key=event, template=template,
-                                  recipient="", state="pending", created=utcnow())
-    record = session.scalar(
-        new.on_conflict_do_update(index_elements=["event_key"],
-                                  set_={"event_key": new.excluded.event_key})
-        .returning(SentMail),
-        execution_options={"populate_existing": True},
-    )
-    assert record is not None
-    if record.state != "pending":
-        return []  # sent or dropped before: exactly once
-    recipient = session.get(User, uuid.UUID(p["recipient_id"]))
-    subject = session.get(User, uuid.UUID(p["user_id"])) if p.get("user_id") else None
-    reason = _drop_reason(session, template, recipient, subject, p)
-    if reason is not None:
-        record.state, record.reason = "dropped", reason
-        log.info("mail %s for job %s dropped: %s", template, job.id, reason)
-        return []
-    assert recipient is not None and recipient.primary_email
-    if org is None:
-        org = session.get(Organization, job.org_id)
-    assert org is not None
-    msg = mail.render(
-        template,
-        current_app.config["MAIL_FROM"],
-        recipient.primary_email,
-        event,
-        **_context(session, template, org, recipient, subject),
-    )
-    mailer.send(msg)
-    record.state, record.recipient, record.sent_at = "sent", recipient.primary_email, utcnow()
-    log.info("mail %s for job %s sent", template, job.id)
+    """``run_job``'s handler: ``send_one`` for ``job``."""
+    send_one(session, job.org_id, job.id, job.payload, mailer, org)
     return []
 
 
@@ -196,6 +328,18 @@ def send(self: Task, job_id: int) -> str:
         result = run_job(self, job_id, functools.partial(handle_send, mailer=mailer))
         send_waiting(job_id, mailer)
     return result
+
+
+# The next mail of the organization waiting for its first attempt, after ``last``.
+_PICK = text(
+    """
+    SELECT id, payload FROM jobs
+    WHERE org_id = :org_id AND kind = :kind AND state = 'pending' AND attempts = 0
+      AND id > :last
+    ORDER BY id LIMIT 1
+    FOR UPDATE SKIP LOCKED
+    """
+)
 
 
 def send_waiting(job_id: int, mailer: mail.Mailer, limit: int = BATCH - 1) -> int:
@@ -214,31 +358,23 @@ def send_waiting(job_id: int, mailer: mail.Mailer, limit: int = BATCH - 1) -> in
         org = session.scalar(
             select(Organization).join(Job, Job.org_id == Organization.id).where(Job.id == job_id)
         )
-    org_id = org.id if org is not None else None
-    while org_id is not None and sent + len(skipped) < limit:
+    while org is not None and sent + len(skipped) < limit:
         with db.session() as session:
-            job = session.scalar(
-                select(Job)
-                .where(Job.org_id == org_id, Job.kind == KIND_MAIL, JOB_PENDING,
-                       Job.attempts == 0, Job.id > last)
-                .order_by(Job.id)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-            )
-            if job is None:
+            picked = session.execute(
+                _PICK, {"org_id": org.id, "kind": KIND_MAIL, "last": last}
+            ).first()
+            if picked is None:
                 break
-            last = job.id
+            last = picked.id
             try:
-                handle_send(session, job, mailer, org)
-                now = utcnow()
-                job.state, job.attempts, job.updated, job.finished_at = "done", 1, now, now
-                job.result = {"batched_with": job_id}
+                send_one(session, org.id, picked.id, picked.payload, mailer, org,
+                         batched_with=job_id)
                 session.commit()
                 sent += 1
                 continue
             except Exception as exc:
                 session.rollback()
-                failed, transient, error = job.id, is_transient(exc), type(exc).__name__
+                failed, transient, error = picked.id, is_transient(exc), type(exc).__name__
         log.info("batched mail job %s not sent (%s); handed to its own task", failed, error)
         skipped.append(failed)
         publish([failed], {failed: KIND_MAIL})

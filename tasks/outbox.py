@@ -33,6 +33,7 @@ from models.jobs import (
     KIND_MANAGERS,
     KIND_MANAGERS_ORG,
     KIND_NOTIFY_DEACTIVATED,
+    KIND_NOTIFY_DEACTIVATED_ORG,
     claim_coalesced,
     detach,
 )
@@ -48,6 +49,7 @@ TASKS: dict[str, str] = {
     KIND_LICENSE_CHECK: "tasks.licenses.check",
     KIND_MAIL: "tasks.notifications.send",
     KIND_NOTIFY_DEACTIVATED: "tasks.notifications.deactivated",
+    KIND_NOTIFY_DEACTIVATED_ORG: "tasks.notifications.deactivated_org",
     "groups.resolve_members": "tasks.groups.resolve_members",  # models.memberships.RESOLVE_KIND
 }
 # Kinds with their own scheduler (the re-sync takes over stale runs itself): published, not swept.

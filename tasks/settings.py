@@ -52,7 +52,11 @@ def queue() -> str:
 # Mail tasks wait in a queue of their own, "<queue>.mail": an initial sync licenses thousands of
 # users at once, and manager resolution or an admin's re-sync must not wait behind their
 # welcome mails. A worker consumes both (tasks/celery_app.py), in turn.
-MAIL_TASKS = frozenset({"tasks.notifications.send", "tasks.notifications.deactivated"})
+MAIL_TASKS = frozenset({
+    "tasks.notifications.send",
+    "tasks.notifications.deactivated",
+    "tasks.notifications.deactivated_org",
+})
 
 
 def mail_queue() -> str:

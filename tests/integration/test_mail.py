@@ -50,6 +50,30 @@ def test_deactivation_notice_without_manager_goes_to_admins(worker_app, smtp_ser
                 if "deactivated" in m.subject]) == 1
 
 
+def test_deactivation_burst_is_decided_by_one_task_per_pass(worker_app, smtp_server) -> None:
+    """The notice rows of a burst are not published one by one: the organization's coalesced
+    job decides them all (each row done, "covered_by" it), and each notice is mailed once."""
+    scim = org_scim(worker_app)
+    boss = person(scim, "boss")
+    staff = [person(scim, "staff", manager=boss["id"], displayName=f"Staff {n}")
+             for n in range(6)]
+    wait_until(lambda: all_jobs_settled(worker_app, scim.org.id))
+    for member in staff:
+        set_active(scim, member["id"], False)
+    got = wait_until(lambda: len([m for m in smtp_server.to(boss["userName"])
+                                  if "deactivated" in m.subject]) == 6 or None)
+    assert got
+    wait_until(lambda: all_jobs_settled(worker_app, scim.org.id))
+    notices = jobs_of(worker_app, scim.org.id, "mail.deactivated")
+    passes = {j.id for j in jobs_of(worker_app, scim.org.id, "mail.deactivated_org")}
+    assert len(notices) == 6 and all(j.state == "done" for j in notices)
+    assert {(j.result or {}).get("covered_by") for j in notices} <= passes
+    assert len(passes) <= 6
+    subjects = sorted(m.subject for m in smtp_server.to(boss["userName"])
+                      if "deactivated" in m.subject)
+    assert subjects == sorted(f"Staff {n} was deactivated in Workteam" for n in range(6))
+
+
 def test_smtp_down_then_up_mail_arrives_once(worker_app, smtp_server) -> None:
     scim = org_scim(worker_app)
     smtp_server.stop()
