@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, func, select, update
+from sqlalchemy import ColumnElement, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from models import followups
-from models.db import utcnow
+from models.db import new_id, utcnow
 from models.errors import DuplicateError, NotFoundError, VersionConflict
 from models.user import User
 
@@ -63,6 +63,9 @@ def _is_unique_violation(exc: IntegrityError) -> bool:
     return getattr(exc.orig, "sqlstate", None) == "23505"
 
 
+_INSERT_USER = insert(User.__table__).returning(User.__table__.c.seq)
+
+
 @dataclass
 class WriteResult:
     user: User
@@ -81,24 +84,35 @@ def create_user(
     """Insert a user. ``paid`` (here and below): whether the organization is on the paid plan,
     when the caller knows it (SCIM requests are authenticated as paid); None reads it."""
     now = utcnow()
-    user = User(
-        org_id=org_id,
-        attrs=attrs,
-        password_hash=password_hash,
-        created=now,
-        last_modified=now,
+    values = {
+        "id": new_id(),
+        "org_id": org_id,
+        "attrs": attrs,
+        "password_hash": password_hash,
+        "created": now,
+        "last_modified": now,
+        "version": 1,
+        "manager_id": None,
+        "manager_reason": None,
+        "license_state": "none",
+        "licensed_at": None,
+        "is_admin": False,
         **user_columns(attrs),
-    )
-    if user.manager_value:
-        user.manager_state = "pending"
-    session.add(user)
+    }
+    values["manager_state"] = "pending" if values["manager_value"] else "none"
     try:
         # No savepoint: a failed create fails the request, whose transaction is rolled back.
-        session.flush()
+        seq = session.execute(_INSERT_USER, values).scalar_one()
     except IntegrityError as exc:
         if _is_unique_violation(exc):
             raise DuplicateError(f"userName '{attrs['userName']}' is already taken") from None
         raise
+    # The row as written, joined to the session as a loaded, unchanged object (so later
+    # changes to it are flushed as usual): a Core INSERT skips the unit of work, which was a
+    # quarter of a create's CPU.
+    user = User(**values, seq=seq)
+    make_transient_to_detached(user)
+    session.add(user)
     jobs = followups.user_written(session, user, event="created", paid=paid)
     return WriteResult(user, True, jobs)
 
