@@ -52,6 +52,12 @@ TASKS: dict[str, str] = {
     KIND_NOTIFY_DEACTIVATED_ORG: "tasks.notifications.deactivated_org",
     "groups.resolve_members": "tasks.groups.resolve_members",  # models.memberships.RESOLVE_KIND
 }
+# Organization-wide passes (models/jobs.py, coalesced jobs) start WORKTEAM_COALESCE_SECONDS
+# after the write that made the job: a burst of writes joins the waiting job meanwhile, so one
+# pass covers more of them (an initial sync made a pass per ~16 creates without the delay).
+COALESCED_TASKS = frozenset({
+    TASKS[KIND_MANAGERS_ORG], TASKS[KIND_LICENSE_CHECK], TASKS[KIND_NOTIFY_DEACTIVATED_ORG],
+})
 # Kinds with their own scheduler (the re-sync takes over stale runs itself): published, not swept.
 OTHER_TASKS: dict[str, str] = {"resync": "tasks.resync.run"}
 
@@ -116,8 +122,12 @@ def publish_kinds(jobs: Iterable[tuple[int, str]], wait: float | None = None) ->
     backoff_s = settings.get_float("WORKTEAM_PUBLISH_BACKOFF_SECONDS")
     if wait is None:
         wait = float(current_app.config.get("PUBLISH_TIMEOUT", 0.5))
-    # Queue names are read here, in the app context (the sending thread has none).
-    routed = [(job_id, name, settings.queue_for(name)) for job_id, name in batch]
+    # Queue names and delays are read here, in the app context (the sending thread has none).
+    delay = settings.get_float("WORKTEAM_COALESCE_SECONDS") or None
+    routed = [
+        (job_id, name, settings.queue_for(name), delay if name in COALESCED_TASKS else None)
+        for job_id, name in batch
+    ]
     future = _pool().submit(_send_all, celery, key, routed, backoff_s)
     try:
         return future.result(timeout=wait)
@@ -136,14 +146,14 @@ def _named(job_id: int, kind: str) -> str | None:
 
 
 def _send_all(
-    celery: Celery, key: str, batch: list[tuple[int, str, str]], backoff_s: float
+    celery: Celery, key: str, batch: list[tuple[int, str, str, float | None]], backoff_s: float
 ) -> int:
     sent = 0
-    for job_id, name, queue in batch:
+    for job_id, name, queue, countdown in batch:
         if _is_down(key):
             break  # queued behind a send that found the broker down: leave it to the sweep
         try:
-            celery.send_task(name, args=[job_id], queue=queue, retry=False)
+            celery.send_task(name, args=[job_id], queue=queue, retry=False, countdown=countdown)
         except Exception as exc:  # any broker error: the job stays pending
             _down_until[key] = time.monotonic() + backoff_s
             log.warning("publish failed (%s: %s); jobs left pending for the sweep",

@@ -25,6 +25,9 @@ DEFAULTS: dict[str, str] = {
     "WORKTEAM_LICENSE_SWEEP_SECONDS": "600",
     # After a failed publish, web processes skip the broker for this long (jobs stay pending).
     "WORKTEAM_PUBLISH_BACKOFF_SECONDS": "5",
+    # An organization-wide pass (manager references, license check, deactivation notices)
+    # starts this long after the write that asked for it, so a burst of writes shares it.
+    "WORKTEAM_COALESCE_SECONDS": "1",
     "WORKTEAM_SMTP_TIMEOUT": "10",
 }
 

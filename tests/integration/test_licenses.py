@@ -12,6 +12,7 @@ from tests.fixtures_worker import wait_until
 from tests.integration.worker_helpers import (
     WT,
     all_jobs_settled,
+    jobs_of,
     license_counts,
     mails_of,
     make_admin,
@@ -117,3 +118,16 @@ def test_free_plan_keeps_license_state_none(worker_app) -> None:
             session.commit()
         assert result.user.license_state == "none"
     assert license_counts(worker_app, org.id) == {"none": 1}
+
+
+def test_a_burst_of_creates_shares_a_few_passes(worker_app, smtp_server) -> None:
+    """Organization-wide passes start WORKTEAM_COALESCE_SECONDS (1 s) after the write that
+    asked for them: the creates of a burst join the waiting job instead of each finding the
+    previous pass already running (with an idle worker, that was about a pass per create)."""
+    scim = ScimClient(worker_app.test_client(), make_org(worker_app, seats=100))
+    users = [person(scim, "burst") for _ in range(12)]
+    settle(worker_app, scim)
+    assert {lic(scim, u) for u in users} == {"licensed"}
+    checks = jobs_of(worker_app, scim.org.id, "licenses.check")
+    passes = jobs_of(worker_app, scim.org.id, "managers.resolve_org")
+    assert 1 <= len(checks) <= 2 and 1 <= len(passes) <= 2, (len(checks), len(passes))
