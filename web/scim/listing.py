@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import String, bindparam, func, select
-from sqlalchemy.orm import Session, load_only
+from sqlalchemy.orm import Session
 
 from models import store
 from models.memberships import groups_column, manager_column
@@ -253,7 +253,7 @@ def run_query(
     model: type,
     render: Callable[[Sequence[Any], Query, Sequence[tuple]], list[dict]],
     extra_columns: Sequence[Any] = (),
-    options: Sequence[Any] = (),
+    columns: Sequence[Any] = (),
 ) -> dict:
     """One ListResponse: index pagination (``startIndex``), or RFC 9865 cursor pagination when
     ``cursor`` is present (an empty ``cursor`` starts it). ``render`` turns a page of rows (and
@@ -262,7 +262,7 @@ def run_query(
     if query.cursor is None:
         page = store.search(session, model, org.id, query.where, order_by=query.order,
                             offset=query.start_index - 1, limit=query.count,
-                            extra_columns=extra_columns, options=options)
+                            extra_columns=extra_columns, columns=columns)
         resources = render(page.rows, query, page.extras)
         return {
             "schemas": [LIST_RESPONSE],
@@ -277,7 +277,7 @@ def run_query(
         session, model, org.id, query.where, order_by=query.order,
         offset=offset if query.sorted else 0, limit=query.count,
         after_seq=position.get("a"), before_seq=position.get("b"), extra_columns=extra_columns,
-        options=options,
+        columns=columns,
     )
     resources = render(page.rows, query, page.extras)
     body: dict[str, Any] = {"schemas": [LIST_RESPONSE], "totalResults": page.total,
@@ -301,7 +301,8 @@ def run_query(
     return body
 
 
-def _render_users(rows: Sequence[User], query: Query, extras: Sequence[tuple]) -> list[dict]:
+def _render_users(rows: Sequence[Any], query: Query, extras: Sequence[tuple]) -> list[dict]:
+    """``rows``: users, or result rows of ``_RENDERED`` (what render_user reads of a user)."""
     return [
         project(
             render_user(
@@ -317,9 +318,10 @@ def _render_users(rows: Sequence[User], query: Query, extras: Sequence[tuple]) -
     ]
 
 
-# What render_user reads of a row: the typed columns beside them (userName, emails, password
+# What render_user reads of a user: the typed columns beside them (userName, emails, password
 # hash...) are copies of `attrs` kept for indexes and filters, so a page does not load them.
-_RENDERED = load_only(
+# Pages and lookups read these as plain rows, not ORM objects (store.search).
+_RENDERED = (
     User.id, User.seq, User.org_id, User.attrs, User.manager_id, User.manager_state,
     User.manager_reason, User.license_state, User.version, User.created, User.last_modified,
 )
@@ -330,7 +332,7 @@ def query_users(session: Session, org: AuthenticatedOrg, params: Mapping[str, An
     # Each user's groups and manager's name come with the page, from correlated subqueries:
     # one query in all.
     return run_query(session, org, params, d.USER_TYPE, User, _render_users,
-                     extra_columns=[groups_column(), manager_column()], options=[_RENDERED])
+                     extra_columns=[groups_column(), manager_column()], columns=_RENDERED)
 
 
 def list_users(session: Session, org: AuthenticatedOrg, args: Mapping[str, str]) -> dict:
@@ -373,8 +375,7 @@ _LOOKUP = Query(where=None, order=[], sorted=False, start_index=1, count=2, curs
 @functools.cache
 def _by_user_name() -> Any:
     return (
-        select(User, groups_column(), manager_column())
-        .options(_RENDERED)
+        select(*_RENDERED, groups_column(), manager_column())
         .where(User.org_id == bindparam("org_id"),
                func.lower(User.user_name) == bindparam("user_name", type_=String))
         .order_by(User.seq)
@@ -386,9 +387,8 @@ def _lookup_user_name(session: Session, org: AuthenticatedOrg, user_name: str) -
     rows = session.execute(
         _by_user_name(), {"org_id": org.id, "user_name": user_name.lower()}
     ).all()
-    return list_response(
-        _render_users([r[0] for r in rows], _LOOKUP, [tuple(r[1:]) for r in rows])
-    )
+    width = len(_RENDERED)
+    return list_response(_render_users(rows, _LOOKUP, [tuple(r[width:]) for r in rows]))
 
 
 def list_response(resources: list[dict]) -> dict:
