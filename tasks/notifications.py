@@ -311,11 +311,9 @@ def send_one(
     return outcome
 
 
-def handle_send(
-    session: Session, job: Job, mailer: mail.Mailer, org: Organization | None = None
-) -> list[int]:
+def handle_send(session: Session, job: Job, mailer: mail.Mailer) -> list[int]:
     """``run_job``'s handler: ``send_one`` for ``job``."""
-    send_one(session, job.org_id, job.id, job.payload, mailer, org)
+    send_one(session, job.org_id, job.id, job.payload, mailer)
     return []
 
 
