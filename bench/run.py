@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import workloads as wl
 from loadgen import CheckFailed, PhaseResult
-from servers import BENCH, SERVERS, Ours, RssSampler, Server, ServerError
+from servers import BENCH, SERVERS, Autovacuum, Ours, RssSampler, Server, ServerError
 
 ALL_WORKLOADS = ["W1", "W2", "W3", "W4", "W5", "W6", "W7"]
 DEFAULT_ORDER = ["ours", "ceiling", "scim2-server", "django-scim2"]
@@ -76,6 +76,7 @@ def run_server(name: str, sizes: wl.Sizes, selected: list[str], raw_dir: Path,
     rec = Recorder(server)
     out: dict[str, Any] = {"name": name, "label": server.label, "error": None}
     sampler: RssSampler | None = None
+    autovacuum: Autovacuum | None = None
     # Other work on the machine skews every figure: measure it before starting the server.
     idle = psutil.cpu_percent(interval=1.0)
     out["background_cpu_pct"] = idle
@@ -94,6 +95,9 @@ def run_server(name: str, sizes: wl.Sizes, selected: list[str], raw_dir: Path,
               f"{out['start_s']}s)", flush=True)
         sampler = RssSampler(server.roots())
         sampler.start()
+        if server.db:
+            autovacuum = Autovacuum(server.db, raw_dir / f"{name}-autovacuum.log")
+            autovacuum.start()
         run_workloads(server, rec, sizes, selected, seed, seed_over_http or sizes is wl.QUICK)
     except (ServerError, CheckFailed) as exc:
         out["error"] = str(exc)
@@ -102,6 +106,10 @@ def run_server(name: str, sizes: wl.Sizes, selected: list[str], raw_dir: Path,
         out["error"] = f"{type(exc).__name__}: {exc}"
         traceback.print_exc()
     finally:
+        if autovacuum is not None:
+            autovacuum.stop()
+            rec.notes.append(f"autovacuum emulation ran {autovacuum.runs} ANALYZE/VACUUM "
+                             "commands (servers.Autovacuum)")
         if sampler is not None:
             sampler.stop()
             rec.put("mem_peak_mb", round(sampler.peak / 2**20, 1),

@@ -121,6 +121,70 @@ class RssSampler:
         self._thread.join(timeout=5)
 
 
+class Autovacuum:
+    """PostgreSQL's autovacuum, run by the bench on one server's database.
+
+    This machine's PostgreSQL runs with ``autovacuum = off`` (a CI setting in its conf.d); a
+    deployment runs it on. Without it, a table that grew from empty in the run keeps the
+    planner statistics of an empty table (an organization of 10,000 users is planned as 41
+    rows) and no visibility map (no index-only scans), which is not what a user's database
+    would do. So every PostgreSQL-backed server gets the same emulation: every ``naptime``
+    seconds, autovacuum's own rules with its default settings, throttled by its default cost
+    delay: ANALYZE a table once rows changed since its last analyze exceed 50 + 10% of its
+    rows; VACUUM it once rows inserted since its last vacuum exceed 1,000 + 20%, or dead rows
+    50 + 20%.
+    """
+
+    _TABLES = """
+        SELECT s.relname, greatest(c.reltuples, 0), s.n_mod_since_analyze,
+               s.n_ins_since_vacuum, s.n_dead_tup
+        FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+    """
+
+    def __init__(self, db: str, log: Path, naptime: float = 60.0):
+        self.db = db
+        self.log = log
+        self.naptime = naptime
+        self.runs = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=120)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.naptime):
+            try:
+                self.run_once()
+            except Exception as exc:  # a dropped database at the end of a run, and the like
+                with self.log.open("a") as out:
+                    out.write(f"{time.strftime('%H:%M:%S')} error: {exc}\n")
+
+    def run_once(self) -> None:
+        import psycopg
+
+        with psycopg.connect(PG_URL.format(db=self.db), autocommit=True) as conn:
+            conn.execute("SET vacuum_cost_delay = '2ms'")  # autovacuum_vacuum_cost_delay
+            conn.execute("SET vacuum_cost_limit = 200")
+            for name, rows, modified, inserted, dead in conn.execute(self._TABLES).fetchall():
+                vacuum = inserted > 1000 + 0.2 * rows or dead > 50 + 0.2 * rows
+                analyze = modified > 50 + 0.1 * rows
+                if not (vacuum or analyze):
+                    continue
+                command = "VACUUM (ANALYZE)" if vacuum and analyze else (
+                    "VACUUM" if vacuum else "ANALYZE")
+                t0 = time.monotonic()
+                conn.execute(f'{command} "{name}"')
+                self.runs += 1
+                with self.log.open("a") as out:
+                    out.write(f"{time.strftime('%H:%M:%S')} {command} {name} ({int(rows)} rows"
+                              f" before): {time.monotonic() - t0:.2f}s\n")
+
+
 class Server:
     """A server under test. Subclasses set the class attributes and override the hooks."""
 
@@ -128,6 +192,7 @@ class Server:
     label = ""
     port = 0
     setup_script: str | None = None
+    db: str | None = None  # its PostgreSQL database, if it has one
     # Workloads only our service answers (W6, W7).
     ours_only_workloads = False
 
