@@ -8,7 +8,6 @@ import json
 import uuid
 
 from sqlalchemy import select, text
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from models.outbox import Job
@@ -28,6 +27,19 @@ KIND_NOTIFY_DEACTIVATED = "mail.deactivated"  # fans out to the manager or the o
 KIND_NOTIFY_DEACTIVATED_ORG = "mail.deactivated_org"
 
 
+# Written once as text: building the ORM insert per call cost a third of a millisecond.
+_INSERT_ONE = text(
+    """
+    INSERT INTO jobs (org_id, kind, dedup_key, subject_id, payload, state, attempts,
+                      progress_done, progress_total, created, updated)
+    VALUES (:org_id, :kind, :key, :subject, CAST(:payload AS jsonb), 'pending', 0, 0, 0,
+            now(), now())
+    ON CONFLICT (dedup_key) DO NOTHING
+    RETURNING id
+    """
+)
+
+
 def enqueue(
     session: Session,
     org_id: uuid.UUID,
@@ -38,20 +50,11 @@ def enqueue(
     payload: dict | None = None,
 ) -> int | None:
     """Insert a pending job unless one with ``dedup_key`` exists; return the new id or None."""
-    stmt = (
-        insert(Job)
-        .values(
-            org_id=org_id,
-            kind=kind,
-            dedup_key=dedup_key,
-            subject_id=subject_id,
-            payload=payload or {},
-            state="pending",
-        )
-        .on_conflict_do_nothing(index_elements=["dedup_key"])
-        .returning(Job.id)
+    job_id = session.scalar(
+        _INSERT_ONE,
+        {"org_id": org_id, "kind": kind, "key": dedup_key, "subject": subject_id,
+         "payload": json.dumps(payload or {})},
     )
-    job_id = session.scalar(stmt)
     _remember(session, [job_id], kind)
     return job_id
 

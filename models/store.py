@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from models import followups
 from models.db import new_id, utcnow
@@ -64,6 +65,15 @@ def _is_unique_violation(exc: IntegrityError) -> bool:
 
 
 _INSERT_USER = insert(User.__table__).returning(User.__table__.c.seq)
+# The SET clause comes from the parameters of each execution (the columns a write changes);
+# the version check is in the WHERE, so two writers from the same read cannot both succeed.
+_UPDATE_USER = (
+    update(User.__table__)
+    .where(User.__table__.c.id == bindparam("_id"))
+    .where(User.__table__.c.version == bindparam("_read_version"))
+    .values(version=User.__table__.c.version + 1)
+    .returning(*User.__table__.c)
+)
 
 
 @dataclass
@@ -193,7 +203,6 @@ def replace_user(
     values: dict[str, Any] = {
         **columns,
         "attrs": attrs,
-        "version": User.version + 1,
         "last_modified": utcnow(),
     }
     if columns["manager_value"] != user.manager_value:
@@ -202,22 +211,21 @@ def replace_user(
         values["manager_reason"] = None
     if password_hash is not None:
         values["password_hash"] = password_hash
-    stmt = (
-        update(User)
-        .where(User.id == user.id, User.version == read_version)
-        .values(**values)
-        .returning(User)
-        # The returned row refreshes `user` in place: no second read.
-        .execution_options(synchronize_session=False, populate_existing=True)
-    )
     try:
-        updated = session.scalar(stmt)
+        row = session.execute(
+            _UPDATE_USER, {**values, "_id": user.id, "_read_version": read_version}
+        ).first()
     except IntegrityError as exc:
         if _is_unique_violation(exc):
             raise DuplicateError(f"userName '{attrs['userName']}' is already taken") from None
         raise
-    if updated is None:
+    if row is None:
         raise VersionConflict(f"User {user.id} was changed by another request")
+    # The row as written (with what the worker may have changed since the read) becomes the
+    # object's loaded state: a Core UPDATE skips the ORM's bulk-update machinery, which was a
+    # fifth of a PATCH's CPU.
+    for key, value in row._mapping.items():
+        set_committed_value(user, key, value)
     jobs = followups.user_written(session, user, event="updated", previous=previous, paid=paid)
     return WriteResult(user, True, jobs)
 
