@@ -27,19 +27,6 @@ KIND_NOTIFY_DEACTIVATED = "mail.deactivated"  # fans out to the manager or the o
 KIND_NOTIFY_DEACTIVATED_ORG = "mail.deactivated_org"
 
 
-# Written once as text: building the ORM insert per call cost a third of a millisecond.
-_INSERT_ONE = text(
-    """
-    INSERT INTO jobs (org_id, kind, dedup_key, subject_id, payload, state, attempts,
-                      progress_done, progress_total, created, updated)
-    VALUES (:org_id, :kind, :key, :subject, CAST(:payload AS jsonb), 'pending', 0, 0, 0,
-            now(), now())
-    ON CONFLICT (dedup_key) DO NOTHING
-    RETURNING id
-    """
-)
-
-
 def enqueue(
     session: Session,
     org_id: uuid.UUID,
@@ -50,13 +37,10 @@ def enqueue(
     payload: dict | None = None,
 ) -> int | None:
     """Insert a pending job unless one with ``dedup_key`` exists; return the new id or None."""
-    job_id = session.scalar(
-        _INSERT_ONE,
-        {"org_id": org_id, "kind": kind, "key": dedup_key, "subject": subject_id,
-         "payload": json.dumps(payload or {})},
-    )
-    _remember(session, [job_id], kind)
-    return job_id
+    # The prebuilt statement of enqueue_many: building an ORM insert per call cost a third of
+    # a millisecond.
+    ids = enqueue_many(session, org_id, kind, [(dedup_key, subject_id, payload or {})])
+    return ids[0] if ids else None
 
 
 def _remember(session: Session, ids: list[int | None], kind: str) -> None:

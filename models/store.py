@@ -64,15 +64,15 @@ def _is_unique_violation(exc: IntegrityError) -> bool:
     return getattr(exc.orig, "sqlstate", None) == "23505"
 
 
-_INSERT_USER = insert(User.__table__).returning(User.__table__.c.seq)
+_USERS = User.__table__
+_INSERT_USER = insert(_USERS).returning(_USERS.c.seq)
 # The SET clause comes from the parameters of each execution (the columns a write changes);
 # the version check is in the WHERE, so two writers from the same read cannot both succeed.
 _UPDATE_USER = (
-    update(User.__table__)
-    .where(User.__table__.c.id == bindparam("_id"))
-    .where(User.__table__.c.version == bindparam("_read_version"))
-    .values(version=User.__table__.c.version + 1)
-    .returning(*User.__table__.c)
+    update(_USERS)
+    .where(_USERS.c.id == bindparam("_id"), _USERS.c.version == bindparam("_read_version"))
+    .values(version=_USERS.c.version + 1)
+    .returning(*_USERS.c)
 )
 
 
