@@ -18,19 +18,19 @@ from __future__ import annotations
 import logging
 import math
 import secrets
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
+from web import redisconn
 from web.scim.errors import TooManyRequests
 
 log = logging.getLogger("workteam.ratelimit")
 
 KEY_PREFIX = "wt:rl:"
-RETRY_AFTER_FAILURE_SECONDS = 5.0
+NOT_LIMITING = "rate limits not applied"
 
 # GCRA. KEYS[1]: the token's key; KEYS[2]: its organization's credentials generation (see
 # web/scim/auth.py), read in the same round trip. ARGV: interval (µs per request; 0 = no
@@ -60,9 +60,7 @@ GENERATION_PREFIX = "wt:cred:"
 # "", which no entry cached since the last change can hold.
 GENERATION_TTL_SECONDS = 86_400
 
-_clients: dict[str, redis.Redis] = {}
 _scripts: dict[str, Any] = {}  # URL -> registered GCRA script (EVALSHA; EVAL only if unknown)
-_down_until: dict[str, float] = {}  # Redis URL -> monotonic time before which it is not tried
 
 
 @dataclass(frozen=True)
@@ -72,54 +70,37 @@ class Admission:
     generation: str | None  # the organization's credentials generation; None: Redis unknown
 
 
-def _client(url: str) -> redis.Redis:
-    client = _clients.get(url)
-    if client is None:
-        client = redis.Redis.from_url(url, socket_connect_timeout=0.2, socket_timeout=0.2)
-        _clients[url] = client
-    return client
-
-
-def _available(url: str) -> bool:
-    return time.monotonic() >= _down_until.get(url, 0.0)
-
-
-def _failed(url: str, exc: Exception) -> None:
-    _down_until[url] = time.monotonic() + RETRY_AFTER_FAILURE_SECONDS
-    log.warning("rate limiter: Redis unavailable, not limiting (%s)", type(exc).__name__)
-
-
 def admit(
     key: str, org_id: object, rate: float, burst_seconds: float, url: str
 ) -> Admission:
     """Take one request from ``key``'s bucket (``rate`` <= 0: no limit) and read ``org_id``'s
     credentials generation, in one round trip. Fails open without Redis."""
-    if not _available(url):
+    if not redisconn.available(url):
         return Admission(True, 0.0, None)
     interval = 1_000_000 / rate if rate > 0 else 0
     tolerance = max(interval * rate * burst_seconds - interval, 0)
     try:
         script = _scripts.get(url)
         if script is None:
-            script = _scripts[url] = _client(url).register_script(_GCRA)
+            script = _scripts[url] = redisconn.client(url).register_script(_GCRA)
         allowed, wait_us, generation = script(
             keys=[KEY_PREFIX + key, f"{GENERATION_PREFIX}{org_id}"],
             args=[int(interval), int(tolerance)],
         )
     except redis.RedisError as exc:
-        _failed(url, exc)
+        redisconn.failed(url, exc, NOT_LIMITING)
         return Admission(True, 0.0, None)
     return Admission(bool(allowed), int(wait_us) / 1_000_000, generation.decode())
 
 
 def generation(org_id: object, url: str) -> str | None:
     """``org_id``'s credentials generation ("" if none was set), None if Redis is away."""
-    if not _available(url):
+    if not redisconn.available(url):
         return None
     try:
-        value = _client(url).get(f"{GENERATION_PREFIX}{org_id}")
+        value = redisconn.client(url).get(f"{GENERATION_PREFIX}{org_id}")
     except redis.RedisError as exc:
-        _failed(url, exc)
+        redisconn.failed(url, exc, NOT_LIMITING)
         return None
     return value.decode() if value is not None else ""
 
@@ -128,7 +109,7 @@ def renew_generations(org_ids: Iterable[object], url: str) -> bool:
     """Give each organization a new credentials generation (after a commit that changed its
     tokens or SCIM settings), so every process drops what it cached. False if Redis failed."""
     try:
-        with _client(url).pipeline(transaction=False) as pipe:
+        with redisconn.client(url).pipeline(transaction=False) as pipe:
             for org_id in org_ids:
                 pipe.set(f"{GENERATION_PREFIX}{org_id}", secrets.token_hex(8),
                          ex=GENERATION_TTL_SECONDS)

@@ -73,7 +73,7 @@ def test_default_allows_entra_25_per_second(client, app):
 
 def test_redis_down_fails_open(app_env):
     from web import create_app
-    from web.ratelimit import _down_until
+    from web.redisconn import down_until
 
     env = {**app_env, "WORKTEAM_RATE_LIMIT_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
            "WORKTEAM_RATE_LIMIT": "1"}
@@ -86,5 +86,5 @@ def test_redis_down_fails_open(app_env):
         assert time.monotonic() - started < 5  # Redis is not waited for on every request
     finally:
         broken.extensions["db.engine"].dispose()
-        _down_until.pop(env["WORKTEAM_RATE_LIMIT_REDIS_URL"], None)
+        down_until.pop(env["WORKTEAM_RATE_LIMIT_REDIS_URL"], None)
     assert TEST_ENV["REDIS_URL"] != env["WORKTEAM_RATE_LIMIT_REDIS_URL"]

@@ -113,7 +113,7 @@ def test_an_overlapping_old_token_stops_at_its_deadline_even_when_cached(client,
 
 def test_without_redis_nothing_is_cached_and_revocation_holds(app_env):
     from web import create_app
-    from web.ratelimit import _down_until
+    from web.redisconn import down_until
 
     env = {**app_env, "WORKTEAM_RATE_LIMIT_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
     broken = create_app({"ENV_OVERRIDES": env, "TESTING": True})
@@ -128,5 +128,5 @@ def test_without_redis_nothing_is_cached_and_revocation_holds(app_env):
         assert _get(client, org).status_code == 401
     finally:
         broken.extensions["db.engine"].dispose()
-        _down_until.pop(env["WORKTEAM_RATE_LIMIT_REDIS_URL"], None)
+        down_until.pop(env["WORKTEAM_RATE_LIMIT_REDIS_URL"], None)
     assert TEST_ENV["REDIS_URL"] != env["WORKTEAM_RATE_LIMIT_REDIS_URL"]

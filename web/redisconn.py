@@ -1,0 +1,38 @@
+"""The web processes' Redis clients: one per URL, and a few seconds' rest after a failure.
+
+Redis holds what makes requests fairer or faster (rate limits, credentials generations, page
+positions), never what a SCIM write needs: callers go on without it when it fails, and it is
+not tried again for a few seconds, so that requests stay fast while it is away.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import redis
+
+log = logging.getLogger("workteam.redis")
+
+RETRY_AFTER_FAILURE_SECONDS = 5.0
+
+_clients: dict[str, redis.Redis] = {}
+down_until: dict[str, float] = {}  # URL -> monotonic time before which it is not tried
+
+
+def client(url: str) -> redis.Redis:
+    found = _clients.get(url)
+    if found is None:
+        found = _clients[url] = redis.Redis.from_url(
+            url, socket_connect_timeout=0.2, socket_timeout=0.2)
+    return found
+
+
+def available(url: str) -> bool:
+    return time.monotonic() >= down_until.get(url, 0.0)
+
+
+def failed(url: str, exc: Exception, consequence: str) -> None:
+    """Record a failure of ``url``; ``consequence`` says what goes without it meanwhile."""
+    down_until[url] = time.monotonic() + RETRY_AFTER_FAILURE_SECONDS
+    log.warning("Redis unavailable (%s): %s", type(exc).__name__, consequence)
