@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +21,7 @@ from models.user import User
 from web.scim import cursor as cursors
 from web.scim import definitions as d
 from web.scim import filter as scim_filter
+from web.scim import positions
 from web.scim.auth import AuthenticatedOrg
 from web.scim.errors import InvalidCount, InvalidPath, InvalidValue
 from web.scim.query import compile_filter, sort_key
@@ -254,15 +257,21 @@ def run_query(
     render: Callable[[Sequence[Any], Query, Sequence[tuple]], list[dict]],
     extra_columns: Sequence[Any] = (),
     columns: Sequence[Any] = (),
+    tally: Callable[[Session, uuid.UUID], store.Tally] | None = None,
 ) -> dict:
     """One ListResponse: index pagination (``startIndex``), or RFC 9865 cursor pagination when
     ``cursor`` is present (an empty ``cursor`` starts it). ``render`` turns a page of rows (and
-    the values of ``extra_columns``, read in the same query) into projected resources."""
+    the values of ``extra_columns``, read in the same query) into projected resources.
+    ``tally`` (users: ``store.user_tally``) gives the total of an unfiltered query without
+    counting, and lets unfiltered index pages continue where the previous one ended."""
     query = parse_query(org, params, rtype)
+    whole = tally is not None and query.where is None
     if query.cursor is None:
-        page = store.search(session, model, org.id, query.where, order_by=query.order,
-                            offset=query.start_index - 1, limit=query.count,
-                            extra_columns=extra_columns, columns=columns)
+        page = (_import_page(session, org, query, model, tally, extra_columns, columns)
+                if whole and not query.sorted and tally is not None else
+                store.search(session, model, org.id, query.where, order_by=query.order,
+                             offset=query.start_index - 1, limit=query.count,
+                             extra_columns=extra_columns, columns=columns))
         resources = render(page.rows, query, page.extras)
         return {
             "schemas": [LIST_RESPONSE],
@@ -277,8 +286,10 @@ def run_query(
         session, model, org.id, query.where, order_by=query.order,
         offset=offset if query.sorted else 0, limit=query.count,
         after_seq=position.get("a"), before_seq=position.get("b"), extra_columns=extra_columns,
-        columns=columns,
+        columns=columns, with_total=not whole,
     )
+    if whole and tally is not None:
+        page = dataclasses.replace(page, total=tally(session, org.id).users)
     resources = render(page.rows, query, page.extras)
     body: dict[str, Any] = {"schemas": [LIST_RESPONSE], "totalResults": page.total,
                             "itemsPerPage": len(resources)}
@@ -299,6 +310,31 @@ def run_query(
             body["previousCursor"] = cursors.encode({"b": first}, query.fingerprint)
     body["Resources"] = resources
     return body
+
+
+def _import_page(
+    session: Session,
+    org: AuthenticatedOrg,
+    query: Query,
+    model: type,
+    tally: Callable[[Session, uuid.UUID], store.Tally],
+    extra_columns: Sequence[Any],
+    columns: Sequence[Any],
+) -> store.Page:
+    """An unfiltered, unsorted startIndex page (an import walks these): its total is the tally,
+    and when the page before it recorded where it ended, it starts after that row instead of
+    skipping ``startIndex - 1`` rows (web/scim/positions.py)."""
+    tallied = tally(session, org.id)  # before the rows: see positions.py
+    url = current_app.config["REDIS_URL"]
+    skip = query.start_index - 1
+    after = positions.seq_before(url, org.id, tallied.changes, skip) if skip else None
+    page = store.search(session, model, org.id, None, offset=skip if after is None else 0,
+                        after_seq=after, limit=query.count, with_total=False,
+                        extra_columns=extra_columns, columns=columns)
+    end = skip + len(page.rows)
+    if page.rows and end < tallied.users:
+        positions.remember(url, org.id, tallied.changes, end, page.rows[-1].seq)
+    return dataclasses.replace(page, total=tallied.users)
 
 
 def _render_users(rows: Sequence[Any], query: Query, extras: Sequence[tuple]) -> list[dict]:
@@ -332,7 +368,8 @@ def query_users(session: Session, org: AuthenticatedOrg, params: Mapping[str, An
     # Each user's groups and manager's name come with the page, from correlated subqueries:
     # one query in all.
     return run_query(session, org, params, d.USER_TYPE, User, _render_users,
-                     extra_columns=[groups_column(), manager_column()], columns=_RENDERED)
+                     extra_columns=[groups_column(), manager_column()], columns=_RENDERED,
+                     tally=store.user_tally)
 
 
 def list_users(session: Session, org: AuthenticatedOrg, args: Mapping[str, str]) -> dict:
