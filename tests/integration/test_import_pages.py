@@ -193,3 +193,21 @@ def test_the_migration_counts_existing_users_and_truncate_resets(tmp_path):
     finally:
         with psycopg.connect(BASE_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_long_transaction_of_single_row_inserts_keeps_the_tally_small(app, org):
+    """One statement per user, 3,000 in one transaction (a backfill script): every statement
+    appends a row and every 64th folds them, so the tally is a few rows and no row is updated
+    in place thousands of times (which PostgreSQL would walk version by version)."""
+    with psycopg.connect(DATABASE_URL) as conn:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO users (id, org_id, user_name, attrs, emails_lower, active, version,"
+                " created, last_modified, manager_state, license_state) VALUES (gen_random_uuid(),"
+                " %s, %s, '{}'::jsonb, '{}', true, 1, now(), now(), 'none', 'none')",
+                [(org.id, f"bulk{i}") for i in range(3000)],
+            )
+        rows = conn.execute("SELECT count(*) FROM user_tallies WHERE org_id = %s",
+                            (org.id,)).fetchone()[0]
+    assert rows < 200
+    assert _tally(app, org.id) == store.Tally(3000, 3000) == store.Tally(_counted(org.id), 3000)

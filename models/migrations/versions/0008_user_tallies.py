@@ -6,11 +6,14 @@ updates; 0.5 s at a million), on every page: an import cost grew with the square
 organization. Triggers keep the count in `user_tallies` instead, in the same transaction as the
 rows, so reading it is exact and costs a few rows.
 
-Rows are per (organization, shard), the shard being the writing backend's pid modulo 64:
-concurrent creates in one organization update different rows instead of queueing on one row
-lock. `changes` only grows (every insert and delete adds to it): when it has not moved, no user
-of the organization was added or removed, so page boundaries recorded since are still exact
-(web/scim/positions.py).
+Each statement that inserts or deletes users appends one row per organization (the change in
+users, and the number of rows changed); nothing is updated in place, so concurrent creates in
+one organization never wait on each other, and a transaction that inserts a million users one
+statement at a time does not walk a million versions of one row. Every 64th row folds the
+organization's rows into one (under an advisory lock, skipped when another transaction is
+folding), so a tally stays a few dozen rows. `changes` only grows: while its sum has not moved,
+no user of the organization was added or removed, so page boundaries recorded since are still
+exact (web/scim/positions.py).
 
 Revision ID: 0008
 Revises: 0007
@@ -23,7 +26,10 @@ down_revision = "0007"
 branch_labels = None
 depends_on = None
 
-SHARDS = 64
+FOLD_EVERY = 64
+# The two-key advisory lock space (apart from the one-key locks of models/jobs.py and
+# models/managers.py): (this class, hash of the organization).
+LOCK_CLASS = 8008
 
 
 def upgrade() -> None:
@@ -31,25 +37,58 @@ def upgrade() -> None:
         """
         CREATE TABLE user_tallies (
             org_id uuid NOT NULL,
-            shard smallint NOT NULL,
+            id bigint GENERATED ALWAYS AS IDENTITY,
             users bigint NOT NULL,
             changes bigint NOT NULL,
-            CONSTRAINT pk_user_tallies PRIMARY KEY (org_id, shard)
+            CONSTRAINT pk_user_tallies PRIMARY KEY (org_id, id)
         )
         """
     )
-    # Statement-level: one upsert per statement (a bulk insert of 100,000 rows is one), reading
-    # the transition table. ORDER BY: two statements touching several organizations lock their
-    # rows in the same order.
     op.execute(
         f"""
+        CREATE FUNCTION user_tallies_add(org uuid, users_delta bigint, changes_delta bigint)
+        RETURNS void LANGUAGE plpgsql AS $$
+        DECLARE
+            added bigint;
+            folded_into bigint;
+            -- The row this transaction last folded into: a later fold in the same transaction
+            -- starts there, instead of stepping again over the index entries of the rows it
+            -- deleted (dead to no one else until it commits), which would make a long
+            -- transaction's folds cost the square of its statements.
+            since text := 'workteam.tally_fold_' || replace(org::text, '-', '');
+        BEGIN
+            INSERT INTO user_tallies (org_id, users, changes)
+            VALUES (org, users_delta, changes_delta) RETURNING id INTO added;
+            IF added % {FOLD_EVERY} = 0
+               AND pg_try_advisory_xact_lock({LOCK_CLASS}, hashtext(org::text)) THEN
+                BEGIN
+                    WITH folded AS (
+                        DELETE FROM user_tallies
+                        WHERE org_id = org
+                          AND id >= coalesce(nullif(current_setting(since, true), '')::bigint, 0)
+                        RETURNING users, changes
+                    )
+                    INSERT INTO user_tallies (org_id, users, changes)
+                    SELECT org, sum(users), sum(changes) FROM folded
+                    RETURNING id INTO folded_into;
+                    PERFORM set_config(since, folded_into::text, true);
+                EXCEPTION WHEN serialization_failure THEN
+                    -- A repeatable-read transaction that cannot see the last fold: the rows
+                    -- stay as they are (still exact), and a later statement folds them.
+                    NULL;
+                END;
+            END IF;
+        END $$
+        """
+    )
+    # Statement-level, reading the transition table: one row per organization per statement (a
+    # bulk insert of 100,000 users is one).
+    op.execute(
+        """
         CREATE FUNCTION user_tallies_insert() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            INSERT INTO user_tallies AS t (org_id, shard, users, changes)
-            SELECT org_id, pg_backend_pid() % {SHARDS}, count(*), count(*)
-            FROM inserted GROUP BY org_id ORDER BY org_id
-            ON CONFLICT (org_id, shard) DO UPDATE
-            SET users = t.users + excluded.users, changes = t.changes + excluded.changes;
+            PERFORM user_tallies_add(org_id, count(*), count(*))
+            FROM inserted GROUP BY org_id;
             RETURN NULL;
         END $$
         """
@@ -57,16 +96,13 @@ def upgrade() -> None:
     # An organization's deletion cascades to its users: its tally goes with it instead of being
     # written again for an organization that no longer exists.
     op.execute(
-        f"""
+        """
         CREATE FUNCTION user_tallies_delete() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            INSERT INTO user_tallies AS t (org_id, shard, users, changes)
-            SELECT org_id, pg_backend_pid() % {SHARDS}, -count(*), count(*)
+            PERFORM user_tallies_add(org_id, -count(*), count(*))
             FROM deleted d
             WHERE EXISTS (SELECT 1 FROM organizations o WHERE o.id = d.org_id)
-            GROUP BY org_id ORDER BY org_id
-            ON CONFLICT (org_id, shard) DO UPDATE
-            SET users = t.users + excluded.users, changes = t.changes + excluded.changes;
+            GROUP BY org_id;
             DELETE FROM user_tallies t
             WHERE t.org_id IN (SELECT org_id FROM deleted)
               AND NOT EXISTS (SELECT 1 FROM organizations o WHERE o.id = t.org_id);
@@ -103,8 +139,8 @@ def upgrade() -> None:
     # count them (the migration's transaction commits the triggers and the counts together).
     op.execute("LOCK TABLE users IN SHARE MODE")
     op.execute(
-        "INSERT INTO user_tallies (org_id, shard, users, changes) "
-        "SELECT org_id, 0, count(*), count(*) FROM users GROUP BY org_id"
+        "INSERT INTO user_tallies (org_id, users, changes) "
+        "SELECT org_id, count(*), count(*) FROM users GROUP BY org_id"
     )
 
 
@@ -115,4 +151,5 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION user_tallies_truncate()")
     op.execute("DROP FUNCTION user_tallies_delete()")
     op.execute("DROP FUNCTION user_tallies_insert()")
+    op.execute("DROP FUNCTION user_tallies_add(uuid, bigint, bigint)")
     op.execute("DROP TABLE user_tallies")
