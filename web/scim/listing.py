@@ -265,13 +265,15 @@ def run_query(
     ``tally`` (users: ``store.user_tally``) gives the total of an unfiltered query without
     counting, and lets unfiltered index pages continue where the previous one ended."""
     query = parse_query(org, params, rtype)
-    whole = tally is not None and query.where is None
+    if query.where is not None:
+        tally = None  # only the type's whole set is tallied
     if query.cursor is None:
-        page = (_import_page(session, org, query, model, tally, extra_columns, columns)
-                if whole and not query.sorted and tally is not None else
-                store.search(session, model, org.id, query.where, order_by=query.order,
-                             offset=query.start_index - 1, limit=query.count,
-                             extra_columns=extra_columns, columns=columns))
+        if tally is not None and not query.sorted:
+            page = _import_page(session, org, query, model, tally, extra_columns, columns)
+        else:
+            page = store.search(session, model, org.id, query.where, order_by=query.order,
+                                offset=query.start_index - 1, limit=query.count,
+                                extra_columns=extra_columns, columns=columns)
         resources = render(page.rows, query, page.extras)
         return {
             "schemas": [LIST_RESPONSE],
@@ -286,9 +288,9 @@ def run_query(
         session, model, org.id, query.where, order_by=query.order,
         offset=offset if query.sorted else 0, limit=query.count,
         after_seq=position.get("a"), before_seq=position.get("b"), extra_columns=extra_columns,
-        columns=columns, with_total=not whole,
+        columns=columns, with_total=tally is None,
     )
-    if whole and tally is not None:
+    if tally is not None:
         page = dataclasses.replace(page, total=tally(session, org.id).users)
     resources = render(page.rows, query, page.extras)
     body: dict[str, Any] = {"schemas": [LIST_RESPONSE], "totalResults": page.total,
