@@ -29,24 +29,17 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 import redis  # noqa: E402
 
-BASE = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+from bench.scratch_app import app_on, own_database  # noqa: E402
+
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/12")
-DB = "workteam_bench_import"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--users", type=int, default=1_000_000)
     args = parser.parse_args()
-    url = BASE.rsplit("/", 1)[0] + "/" + DB
-    with psycopg.connect(BASE, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB}"')
-    try:
+    with own_database("workteam_bench_import") as url:
         run(url, args.users)
-    finally:
-        with psycopg.connect(BASE, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
 
 
 def _ms(seconds: float) -> float:
@@ -54,16 +47,7 @@ def _ms(seconds: float) -> float:
 
 
 def run(url: str, n: int) -> None:
-    from models import migrate
-
-    migrate.upgrade(url)
-    from web import create_app
-
-    app = create_app({"ENV_OVERRIDES": {
-        "DATABASE_URL": url, "REDIS_URL": REDIS_URL, "SECRET_KEY": "bench",
-        "PUBLIC_URL": "http://127.0.0.1:5000", "SMTP_URL": "smtp://127.0.0.1:1",
-        "WORKTEAM_RATE_LIMIT": "0",
-    }})
+    app = app_on(url, REDIS_URL, WORKTEAM_RATE_LIMIT="0")
     from models import Organization, store
     from models.tokens import issue_token
     from tests.integration.resync_helpers import bulk_users

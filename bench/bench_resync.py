@@ -25,11 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import psycopg  # noqa: E402
 from sqlalchemy import update  # noqa: E402
 
-BASE = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-DB = "workteam_bench_resync"
+from bench.scratch_app import app_on, own_database  # noqa: E402
 
 
 def main() -> None:
@@ -37,36 +35,13 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--export", action="store_true", help="also reconcile with an export")
     args = parser.parse_args()
-
-    url = BASE.rsplit("/", 1)[0] + "/" + DB
-    with psycopg.connect(BASE, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB}"')
-    try:
+    with own_database("workteam_bench_resync") as url:
         run(url, args.users, args.export)
-    finally:
-        with psycopg.connect(BASE, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
 
 
 def run(url: str, n: int, with_export: bool) -> None:
-    from models import migrate
-
-    migrate.upgrade(url)
     os.environ.setdefault("WORKTEAM_CELERY_QUEUE", f"bench-resync-{uuid.uuid4().hex[:6]}")
-    from web import create_app
-
-    app = create_app(
-        {
-            "ENV_OVERRIDES": {
-                "DATABASE_URL": url,
-                "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/13"),
-                "SECRET_KEY": "bench",
-                "PUBLIC_URL": "http://127.0.0.1:5000",
-                "SMTP_URL": "smtp://127.0.0.1:1",
-            }
-        }
-    )
+    app = app_on(url, os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/13"))
     from models import Organization
     from models.user import User
     from tasks.resync import run_job

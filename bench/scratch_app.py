@@ -1,0 +1,40 @@
+"""A database of its own and the Flask app on it, for the benches that run our service
+in-process (bench_import.py, bench_resync.py): the figure is the service's work, not HTTP's."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from flask import Flask
+
+BASE = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@contextmanager
+def own_database(name: str) -> Iterator[str]:
+    """Create ``name`` afresh, migrate it, yield its URL; drop it afterwards."""
+    from models import migrate
+
+    url = BASE.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(BASE, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        migrate.upgrade(url)
+        yield url
+    finally:
+        with psycopg.connect(BASE, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def app_on(url: str, redis_url: str, **settings: str) -> Flask:
+    """Our app on ``url``; ``settings`` adds environment settings (WORKTEAM_...)."""
+    from web import create_app
+
+    return create_app({"ENV_OVERRIDES": {
+        "DATABASE_URL": url, "REDIS_URL": redis_url, "SECRET_KEY": "bench",
+        "PUBLIC_URL": "http://127.0.0.1:5000", "SMTP_URL": "smtp://127.0.0.1:1", **settings,
+    }})
