@@ -18,6 +18,8 @@ import platform
 import sys
 import time
 import traceback
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import workloads as wl
 from loadgen import CheckFailed, PhaseResult
-from servers import BENCH, SERVERS, Autovacuum, Ours, RssSampler, Server, ServerError
+from servers import (
+    BENCH,
+    SERVERS,
+    Autovacuum,
+    CpuMeter,
+    Ours,
+    RssSampler,
+    Server,
+    ServerError,
+)
 
 ALL_WORKLOADS = ["W1", "W2", "W3", "W4", "W5", "W6", "W7"]
 DEFAULT_ORDER = ["ours", "ceiling", "scim2-server", "django-scim2"]
@@ -47,6 +58,9 @@ class Recorder:
         self.phases: list[dict[str, Any]] = []
         self.notes: list[str] = []
         self.cpu_shares: list[float] = []
+        self.meter = CpuMeter(server)
+        # phase key -> {"ops": n, "seconds": {process group: CPU seconds}} (summed over parts)
+        self.cpu: dict[str, dict[str, Any]] = {}
 
     def put(self, key: str, value: float | None, valid: bool = True, note: str = "") -> None:
         self.metrics[key] = {"value": value, "valid": valid, "note": note}
@@ -64,6 +78,18 @@ class Recorder:
                 print(f"      error: {sample[:300]}", flush=True)
         if measured and result.ops:
             self.cpu_shares.append(result.loadgen_cpu_share)
+        return result
+
+    def measured(self, key: str, run: Callable[[], PhaseResult]) -> PhaseResult:
+        """``rec.phase(run())``, with the CPU each process group used meanwhile added to
+        ``key`` (the CPU table: what each operation costs, and where)."""
+        before = self.meter.snapshot()
+        result = self.phase(run())
+        used = CpuMeter.since(before, self.meter.snapshot())
+        entry = self.cpu.setdefault(key, {"ops": 0, "seconds": {}})
+        entry["ops"] += result.ops
+        for group, seconds in used.items():
+            entry["seconds"][group] = entry["seconds"].get(group, 0.0) + seconds
         return result
 
     def invalid_note(self, result: PhaseResult) -> str:
@@ -118,7 +144,7 @@ def run_server(name: str, sizes: wl.Sizes, selected: list[str], raw_dir: Path,
         server.stop()
     if rec.cpu_shares:
         rec.put("loadgen_cpu", round(max(rec.cpu_shares), 2))
-    out.update(metrics=rec.metrics, phases=rec.phases, notes=server.notes + rec.notes,
+    out.update(metrics=rec.metrics, phases=rec.phases, cpu=rec.cpu, notes=server.notes + rec.notes,
                seeded_by=server.seeded_by)
     return out
 
@@ -132,7 +158,8 @@ def run_workloads(server: Server, rec: Recorder, sizes: wl.Sizes, selected: list
     points = sorted({s for s in sizes.w2_sizes if s < sizes.w1_users} | {sizes.w1_users})
     w1_parts: list[PhaseResult] = []
     for point in points:
-        part = rec.phase(wl.w1_create(server, state, len(state.user_names), point, sizes))
+        part = rec.measured(
+            "W1", partial(wl.w1_create, server, state, len(state.user_names), point, sizes))
         w1_parts.append(part)
         if not part.valid:
             break
@@ -152,7 +179,7 @@ def run_workloads(server: Server, rec: Recorder, sizes: wl.Sizes, selected: list
     if "W3" in selected:
         # W3 with its own follow-up work (deactivation notices, license checks), not W1's.
         settle(server, rec, "W3", sizes)
-        patch = rec.phase(wl.w3_patch(server, state, sizes, seed))
+        patch = rec.measured("W3 PATCH", lambda: wl.w3_patch(server, state, sizes, seed))
         if patch.valid:
             rec.put("w3_patch_s", round(patch.req_per_s, 1))
         else:
@@ -160,7 +187,7 @@ def run_workloads(server: Server, rec: Recorder, sizes: wl.Sizes, selected: list
             alt = rec.phase(wl.w3_patch(server, state, sizes, seed, boolean=True))
             rec.put("w3_patch_bool_s", round(alt.req_per_s, 1) if alt.valid else None,
                     alt.valid, "" if alt.valid else rec.invalid_note(alt))
-        put = rec.phase(wl.w3_put(server, state, sizes, seed))
+        put = rec.measured("W3 PUT", lambda: wl.w3_put(server, state, sizes, seed))
         rec.put("w3_put_s", round(put.req_per_s, 1) if put.valid else None, put.valid,
                 "" if put.valid else rec.invalid_note(put))
 
@@ -232,7 +259,8 @@ def record_w2(server: Server, rec: Recorder, state: wl.State, size: int, sizes: 
     # Lookups at this size, not lookups competing with the welcome mails of the users just
     # created: a server with background work finishes it first (bounded; said in the notes).
     settle(server, rec, f"W2 at {size}", sizes)
-    r = rec.phase(wl.w2_lookups(server, state, size, sizes, seed + size))
+    r = rec.measured(f"W2 at {size:,}",
+                     lambda: wl.w2_lookups(server, state, size, sizes, seed + size))
     if r.valid:
         rec.put(f"w2_{size}_s", round(r.req_per_s, 1))
         rec.put(f"w2_{size}_p50", round(r.pct(50), 2))
@@ -380,6 +408,7 @@ def render(results: dict[str, dict[str, Any]], sizes: wl.Sizes, meta: dict[str, 
         notes += [f"- **{n}**: {note}" for note in res.get("notes", [])]
     if notes:
         lines += ["Notes:", "", *notes, ""]
+    lines += cpu_table(results, names)
     lines += [
         "Figures are absolute on this machine (2 cores shared by the server, PostgreSQL "
         "and the load generator); ratios compare servers measured in the same run. "
@@ -387,6 +416,45 @@ def render(results: dict[str, dict[str, Any]], sizes: wl.Sizes, meta: dict[str, 
         "Per-phase details (requests, errors, CPU) are in the JSON file beside this one.",
     ]
     return "\n".join(lines) + "\n"
+
+
+# The CPU table's columns: process groups (CpuMeter) in this order, then any others.
+CPU_GROUPS = ("web", "worker", "postgres", "redis", "smtp-sink", "load generator")
+
+
+def _phase_order(phase: str) -> tuple[str, int]:
+    """W1, then W2 by size (the key carries it: "W2 at 10,000"), then W3."""
+    digits = "".join(c for c in phase[2:] if c.isdigit())
+    return phase[:2], int(digits or 0)
+
+
+def cpu_table(results: dict[str, dict[str, Any]], names: list[str]) -> list[str]:
+    """Milliseconds of CPU per operation by process group, per measured phase and server:
+    where each server's time goes (an operation: a user of W1, a request of W2 and W3).
+    "web" is the server's HTTP processes (gunicorn's and its workers, or scim2-server's)."""
+    phases: list[str] = []
+    for n in names:
+        phases += [k for k in results[n].get("cpu", {}) if k not in phases]
+    phases.sort(key=_phase_order)
+    if not phases:
+        return []
+    used = {g for n in names for entry in results[n].get("cpu", {}).values()
+            for g, seconds in entry["seconds"].items() if seconds > 0}
+    groups = [g for g in CPU_GROUPS if g in used] + sorted(used - set(CPU_GROUPS))
+    lines = ["CPU per operation (ms; all processes of a group, summed over the phase, divided "
+             "by its operations; PostgreSQL and Redis machine-wide):", "",
+             "| phase | server | " + " | ".join(groups) + " | all |",
+             "|" + "---|" * (len(groups) + 3)]
+    for phase in phases:
+        for n in names:
+            entry = results[n].get("cpu", {}).get(phase)
+            if not entry or not entry["ops"]:
+                continue
+            per_op = {g: 1000 * sec / entry["ops"] for g, sec in entry["seconds"].items()}
+            cells = [f"{per_op[g]:.2f}" if g in per_op else "-" for g in groups]
+            lines.append(f"| {phase} | {n} | " + " | ".join(cells)
+                         + f" | {sum(per_op.values()):.2f} |")
+    return [*lines, ""]
 
 
 def write_reports(results: dict[str, dict[str, Any]], sizes: wl.Sizes,

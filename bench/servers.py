@@ -33,25 +33,22 @@ READY_TIMEOUT_S = 90
 
 
 SMTP_SINK_PORT = 18125
+# Processes a server is started with that stand in for its deployment's environment (a mail
+# relay): their CPU is shown as a group of its own, their memory is not the server's.
+ENVIRONMENT_TAGS = frozenset({"smtp-sink"})
 
 
-class _Discard:
-    """aiosmtpd handler: accept every message and keep nothing (counts them)."""
+def wait_for_port(port: int, seconds: float = 15.0) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port`` within ``seconds``."""
+    import socket
 
-    received = 0
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        _Discard.received += 1
-        return "250 OK"
-
-
-def start_smtp_sink() -> Any:
-    """An aiosmtpd server on 127.0.0.1:SMTP_SINK_PORT in a thread of this process."""
-    from aiosmtpd.controller import Controller
-
-    controller = Controller(_Discard(), hostname="127.0.0.1", port=SMTP_SINK_PORT)
-    controller.start()
-    return controller
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return True
+        time.sleep(0.1)
+    return False
 
 
 class ServerError(RuntimeError):
@@ -119,6 +116,53 @@ class RssSampler:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+
+
+class CpuMeter:
+    """CPU seconds used so far by process group: the server's own processes by the tag each
+    was spawned with (children included: gunicorn's workers), the environment's (PostgreSQL,
+    Redis, an SMTP sink) and this process (the load generator, with the samplers' threads).
+
+    PostgreSQL and Redis are counted machine-wide, so other work on the machine would show
+    there; a process that exits between two snapshots takes its CPU with it."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.me = psutil.Process()
+
+    @staticmethod
+    def _cpu(proc: psutil.Process) -> float:
+        times = proc.cpu_times()
+        return times.user + times.system
+
+    def snapshot(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+
+        def add(group: str, procs: Iterable[psutil.Process]) -> None:
+            for proc in procs:
+                try:
+                    out[group] = out.get(group, 0.0) + self._cpu(proc)
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    pass
+
+        for proc in self.server.procs:
+            try:
+                root = psutil.Process(proc.pid)
+                add(self.server.tags[proc.pid], [root, *root.children(recursive=True)])
+            except psutil.NoSuchProcess:
+                pass
+        for proc in psutil.process_iter(["name"]):
+            name = proc.info["name"] or ""
+            if name.startswith("postgres"):
+                add("postgres", [proc])
+            elif name.startswith("redis-server"):
+                add("redis", [proc])
+        add("load generator", [self.me])
+        return out
+
+    @staticmethod
+    def since(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+        return {group: after[group] - before.get(group, 0.0) for group in after}
 
 
 class Autovacuum:
@@ -200,6 +244,7 @@ class Server:
         self.raw_dir = raw_dir
         self.token = secrets.token_urlsafe(24)
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.tags: dict[int, str] = {}  # pid -> the tag it was spawned with
         self.logs: list[Any] = []
         self.notes: list[str] = []
         self.seeded_by = "http"
@@ -230,6 +275,7 @@ class Server:
             cwd=cwd, start_new_session=True,
         )
         self.procs.append(proc)
+        self.tags[proc.pid] = tag
         return proc
 
     def start(self) -> None:
@@ -261,7 +307,9 @@ class Server:
         raise ServerError(f"{self.name} not ready after {READY_TIMEOUT_S}s: {last}")
 
     def roots(self) -> list[int]:
-        return [p.pid for p in self.procs if p.poll() is None]
+        """The running processes of the server itself (not those of ENVIRONMENT_TAGS)."""
+        return [p.pid for p in self.procs
+                if p.poll() is None and self.tags[p.pid] not in ENVIRONMENT_TAGS]
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -282,6 +330,7 @@ class Server:
         for log in self.logs:
             log.close()
         self.procs.clear()
+        self.tags.clear()
         self.logs.clear()
 
     # -- hooks ------------------------------------------------------------------------
@@ -306,7 +355,7 @@ class Ceiling(Server):
     db = "bench_ceiling"
 
     def start(self) -> None:
-        self.spawn(["bash", str(PEERS / "run_ceiling.sh"), str(self.port)], "server",
+        self.spawn(["bash", str(PEERS / "run_ceiling.sh"), str(self.port)], "web",
                    env={"BENCH_TOKEN": self.token, "BENCH_DB": self.db})
         self.wait_ready()
 
@@ -337,7 +386,7 @@ class DjangoScim2(Server):
         return f"http://127.0.0.1:{self.port}/scim/v2"
 
     def start(self) -> None:
-        self.spawn(["bash", str(PEERS / "run_django_scim2.sh"), str(self.port)], "server",
+        self.spawn(["bash", str(PEERS / "run_django_scim2.sh"), str(self.port)], "web",
                    env={"BENCH_TOKEN": self.token, "BENCH_DB": self.db})
         self.wait_ready()
 
@@ -373,7 +422,7 @@ class Scim2Server(Server):
         return f"http://127.0.0.1:{self.port}/v2"
 
     def start(self) -> None:
-        self.spawn(["bash", str(PEERS / "run_scim2_server.sh"), str(self.port)], "server",
+        self.spawn(["bash", str(PEERS / "run_scim2_server.sh"), str(self.port)], "web",
                    env={"BENCH_TOKEN": self.token})
         self.wait_ready()
         self.notes.append(
@@ -470,7 +519,11 @@ class Ours(Server):
         self.token = tok["token"]
         base = str(tok.get("base_url") or "")
         self._base_url = base.rstrip("/")
-        self.smtp = start_smtp_sink()
+        # A process of its own, so that its CPU is not the load generator's (CpuMeter).
+        self.spawn([str(self.venv / "python"), "-m", "aiosmtpd", "-n", "-c",
+                    "aiosmtpd.handlers.Sink", "-l", f"127.0.0.1:{SMTP_SINK_PORT}"], "smtp-sink")
+        if not wait_for_port(SMTP_SINK_PORT):
+            raise ServerError(f"ours: the SMTP sink did not listen on {SMTP_SINK_PORT}")
         self.spawn([str(self.venv / "gunicorn"), "-c", str(BENCH / "gunicorn.conf.py"),
                     "-b", f"127.0.0.1:{self.port}", "web:create_app()"],
                    "web", env=self.env, cwd=REPO)
@@ -493,12 +546,6 @@ class Ours(Server):
                 if left == 0 or time.monotonic() - t0 > max_seconds:
                     return round(time.monotonic() - t0, 1), int(left)
                 time.sleep(0.5)
-
-    def stop(self) -> None:
-        super().stop()
-        if getattr(self, "smtp", None) is not None:
-            self.smtp.stop()
-            self.smtp = None
 
 
 SERVERS: dict[str, type[Server]] = {
