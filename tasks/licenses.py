@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from models import licensing
-from models.db import utcnow
+from models.db import any_of, utcnow
 from models.jobs import COALESCED_SUFFIX, KIND_LICENSE_CHECK, KIND_MAIL, enqueue_many
 from models.organization import Organization
 from models.outbox import Job
@@ -86,7 +86,7 @@ def handle(session: Session, job: Job) -> list[int]:
         now = utcnow()
         session.execute(
             update(Job)
-            .where(Job.id.in_(covered))
+            .where(any_of(Job.id, covered))
             .values(state="done", updated=now, finished_at=now, result={"covered_by": job.id})
         )
     return jobs

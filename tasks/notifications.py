@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from models import licensing
-from models.db import utcnow
+from models.db import any_of, utcnow
 from models.jobs import (
     KIND_MAIL,
     KIND_NOTIFY_DEACTIVATED,
@@ -142,11 +142,11 @@ def handle_deactivated_org(session: Session, job: Job) -> list[int]:
     # The users and their managers in two queries (``session.get`` below then finds them in
     # the identity map), the admins in one: not three queries per notice.
     users = session.scalars(
-        select(User).where(User.id.in_([uuid.UUID(n.payload["user_id"]) for n in waiting]))
+        select(User).where(any_of(User.id, [uuid.UUID(n.payload["user_id"]) for n in waiting]))
     ).all()
     managers = [u.manager_id for u in users if u.manager_id]
     if managers:
-        session.scalars(select(User).where(User.id.in_(managers))).all()
+        session.scalars(select(User).where(any_of(User.id, managers))).all()
     admins = licensing.admins(session, job.org_id)
     mails: list[int] = []
     now = utcnow()

@@ -26,7 +26,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from models.db import utcnow
+from models.db import any_of, utcnow
 from models.jobs import (
     KIND_LICENSE_CHECK,
     KIND_MAIL,
@@ -98,7 +98,7 @@ def publish(job_ids: Iterable[int], kinds: Mapping[int, str] | None = None) -> N
     if missing:
         try:
             with db.session() as session:
-                rows = session.execute(select(Job.id, Job.kind).where(Job.id.in_(missing)))
+                rows = session.execute(select(Job.id, Job.kind).where(any_of(Job.id, missing)))
                 pairs += [(row.id, row.kind) for row in rows]
         except sa_exc.DBAPIError:
             log.warning("database unavailable after commit; %d job(s) left for the sweep",
@@ -336,7 +336,7 @@ def republish_due(limit: int = 500, after: float | None = None) -> int:
         if not rows:
             return 0
         session.execute(
-            update(Job).where(Job.id.in_([r.id for r in rows])).values(published_at=utcnow())
+            update(Job).where(any_of(Job.id, [r.id for r in rows])).values(published_at=utcnow())
         )
         session.commit()
     reset_broker_backoff()

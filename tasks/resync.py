@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, aliased
 
 from models import managers as m
 from models import resync as r
-from models.db import utcnow
+from models.db import any_of, utcnow
 from models.outbox import Job
 from models.user import User
 from tasks import heartbeat  # noqa: F401 (connects the worker heartbeat signal)
@@ -144,7 +144,7 @@ def _resend_failed_mail(session: Session, org_id: uuid.UUID, *, dry_run: bool) -
         return len(failed)
     session.execute(
         update(Job)
-        .where(Job.id.in_(failed))
+        .where(any_of(Job.id, failed))
         .values(state="pending", attempts=0, error=None, updated=utcnow(), finished_at=None)
     )
     session.commit()
