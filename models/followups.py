@@ -46,10 +46,13 @@ def user_written(
     event: str,
     previous: dict | None = None,
     paid: bool | None = None,
+    maybe_named: bool | None = None,
 ) -> list[int]:
     """``event`` is "created", "updated" or "deleted"; ``previous`` the columns before an update
     (None on create); ``paid`` whether the organization is on the paid plan, if the caller
-    knows (else it is read). Returns the ids of jobs written."""
+    knows (else it is read); ``maybe_named`` whether a pending group member may name the
+    user, if the caller read it (``memberships.PENDING_NAMING_NEW_ROW``). Returns the ids of
+    jobs written."""
     if paid is None:
         org = session.get(Organization, user.org_id)
         paid = org is not None and org.plan == "paid"
@@ -84,5 +87,7 @@ def user_written(
         if paid:
             ids.extend(enqueue_coalesced(session, user.org_id, KIND_LICENSE_CHECK))
     # Pending group members naming this user (one indexed EXISTS; a job only if any).
-    ids.extend(memberships.pending_followups(session, user, event=event, previous=previous))
+    ids.extend(memberships.pending_followups(
+        session, user, event=event, previous=previous, maybe_named=maybe_named
+    ))
     return [i for i in ids if i is not None]

@@ -343,6 +343,16 @@ _PENDING_NAMING = text(
 )
 
 
+# ``has_pending_for``'s first query as an expression over the users row being written: a
+# create's INSERT returns it (RETURNING sees the new row as ``users``), so the create need not
+# ask again. Text, like _PENDING_NAMING: SQLAlchemy would add ``users`` to the subquery's FROM.
+PENDING_NAMING_NEW_ROW = literal_column(
+    "EXISTS (SELECT 1 FROM memberships m WHERE m.org_id = users.org_id"
+    " AND m.user_id IS NULL AND m.member_group_id IS NULL"
+    " AND m.member_value IN (users.id::text, users.external_id))"
+)
+
+
 def has_pending_for(session: Session, user: User) -> bool:
     """Is any pending member value of the organization naming ``user``? (indexed) The usual
     answer, no, takes one query: the externalId's ambiguity is checked only when a pending
@@ -384,19 +394,25 @@ def resolve_pending_members(session: Session, user: User) -> int:
 
 
 def pending_followups(
-    session: Session, user: User, *, event: str, previous: dict | None = None
+    session: Session,
+    user: User,
+    *,
+    event: str,
+    previous: dict | None = None,
+    maybe_named: bool | None = None,
 ) -> list[int]:
     """The ``groups.resolve_members`` job a user write needs, if any; returns job ids.
 
     Meant to be called from ``models.followups.user_written`` (same arguments). A job is
     written only when a pending member names the user (one indexed EXISTS), on create and
-    when the externalId changes.
+    when the externalId changes. ``maybe_named``: PENDING_NAMING_NEW_ROW as the caller read it
+    (False skips the query).
     """
     if event == "deleted":
         return []
     if event == "updated" and (previous or {}).get("external_id") == user.external_id:
         return []
-    if not has_pending_for(session, user):
+    if maybe_named is False or not has_pending_for(session, user):
         return []
     job_id = jobs.enqueue(
         session,
@@ -409,6 +425,7 @@ def pending_followups(
 
 
 __all__ = [
+    "PENDING_NAMING_NEW_ROW",
     "RESOLVE_KIND",
     "Classified",
     "ForeignMember",

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from models import followups
+from models import followups, memberships
 from models.db import new_id, utcnow
 from models.errors import DuplicateError, NotFoundError, VersionConflict
 from models.user import User
@@ -65,7 +65,10 @@ def _is_unique_violation(exc: IntegrityError) -> bool:
 
 
 _USERS = User.__table__
-_INSERT_USER = insert(_USERS).returning(_USERS.c.seq)
+# With the row's seq, whether a pending group member names the new user: the create then
+# need not ask (a statement and a round trip on every create, where the answer is nearly
+# always no).
+_INSERT_USER = insert(_USERS).returning(_USERS.c.seq, memberships.PENDING_NAMING_NEW_ROW)
 # The SET clause comes from the parameters of each execution (the columns a write changes);
 # the version check is in the WHERE, so two writers from the same read cannot both succeed.
 _UPDATE_USER = (
@@ -112,7 +115,7 @@ def create_user(
     values["manager_state"] = "pending" if values["manager_value"] else "none"
     try:
         # No savepoint: a failed create fails the request, whose transaction is rolled back.
-        seq = session.execute(_INSERT_USER, values).scalar_one()
+        seq, maybe_named = session.execute(_INSERT_USER, values).one()
     except IntegrityError as exc:
         if _is_unique_violation(exc):
             raise DuplicateError(f"userName '{attrs['userName']}' is already taken") from None
@@ -123,7 +126,9 @@ def create_user(
     user = User(**values, seq=seq)
     make_transient_to_detached(user)
     session.add(user)
-    jobs = followups.user_written(session, user, event="created", paid=paid)
+    jobs = followups.user_written(
+        session, user, event="created", paid=paid, maybe_named=maybe_named
+    )
     return WriteResult(user, True, jobs)
 
 
