@@ -38,6 +38,7 @@ from servers import (
     RssSampler,
     Server,
     ServerError,
+    ensure_free,
 )
 
 ALL_WORKLOADS = ["W1", "W2", "W3", "W4", "W5", "W6", "W7"]
@@ -114,6 +115,7 @@ def run_server(name: str, sizes: wl.Sizes, selected: list[str], raw_dir: Path,
         t0 = time.perf_counter()
         server.install()
         t1 = time.perf_counter()
+        ensure_free(server.port, name)
         server.start()
         out["install_s"] = round(t1 - t0, 1)
         out["start_s"] = round(time.perf_counter() - t1, 1)

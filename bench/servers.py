@@ -38,17 +38,30 @@ SMTP_SINK_PORT = 18125
 ENVIRONMENT_TAGS = frozenset({"smtp-sink"})
 
 
-def wait_for_port(port: int, seconds: float = 15.0) -> bool:
-    """Whether something accepts connections on 127.0.0.1:``port`` within ``seconds``."""
+def port_open(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port``."""
     import socket
 
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_for_port(port: int, seconds: float = 15.0) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port`` within ``seconds``."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return True
+        if port_open(port):
+            return True
         time.sleep(0.1)
     return False
+
+
+def ensure_free(port: int, what: str) -> None:
+    """Refuse to start on a port something already answers on: a server left over by an
+    interrupted run would be measured in place of the one just started."""
+    if port_open(port):
+        raise ServerError(f"{what}: 127.0.0.1:{port} is already in use (a process left over "
+                          f"by an earlier run?); stop it first")
 
 
 class ServerError(RuntimeError):
@@ -520,6 +533,7 @@ class Ours(Server):
         base = str(tok.get("base_url") or "")
         self._base_url = base.rstrip("/")
         # A process of its own, so that its CPU is not the load generator's (CpuMeter).
+        ensure_free(SMTP_SINK_PORT, "the SMTP sink")
         self.spawn([str(self.venv / "python"), "-m", "aiosmtpd", "-n", "-c",
                     "aiosmtpd.handlers.Sink", "-l", f"127.0.0.1:{SMTP_SINK_PORT}"], "smtp-sink")
         if not wait_for_port(SMTP_SINK_PORT):
