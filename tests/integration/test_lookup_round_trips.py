@@ -1,5 +1,7 @@
 """An IdP's lookup by userName is one database statement: no transaction around it (autocommit
-read), the token from the auth cache, the user's groups and manager from the same query."""
+read), the token from the auth cache, the user's groups and manager from the same query. Its
+create is two: the INSERT, which also says whether a pending group member names the new user,
+and the organization's follow-up jobs."""
 
 from __future__ import annotations
 
@@ -47,3 +49,30 @@ def test_lookup_by_user_name_is_one_statement_with_groups_and_manager(client, ap
     assert manager["value"] == boss["id"] and manager["displayName"] == "The Boss"
     assert manager["$ref"].endswith(f"/Users/{boss['id']}")
     assert [g["display"] for g in user["groups"]] == ["Eng"]
+
+
+def _request_statements(app, call):  # type: ignore[no-untyped-def]
+    statements: list[str] = []
+
+    def _statement(_conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    engine = app.extensions["db.engine"]
+    event.listen(engine, "before_cursor_execute", _statement)
+    try:
+        response = call()
+    finally:
+        event.remove(engine, "before_cursor_execute", _statement)
+    audit = ("synchronous_commit", "audit_events", "last_used")
+    return response, [s for s in statements if not any(a in s for a in audit)]
+
+
+def test_create_is_the_insert_and_the_followup_jobs(app, scim):
+    scim.get("/Users")  # the token is now cached
+    body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "new@example.com", "externalId": "ext-new"}
+    created, statements = _request_statements(app, lambda: scim.post("/Users", body))
+    assert created.status_code == 201
+    assert len(statements) == 2, statements
+    assert statements[0].startswith("INSERT INTO users") and "memberships" in statements[0]
+    assert "INSERT INTO jobs" in statements[1]
