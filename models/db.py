@@ -39,8 +39,8 @@ def sqlalchemy_url(database_url: str) -> str:
 def any_of(column: Any, values: Any) -> ColumnElement[bool]:
     """``column = ANY(:values)``: one array parameter, where ``column.in_(values)`` would bind
     each value on its own. A long IN list is a statement of its own size, built by SQLAlchemy
-    and parsed again by psycopg on every execution (too long for its cache): 34 ms of CPU for
-    10,000 ids, against ~2 as an array."""
+    and parsed again by psycopg on every execution (too long for its cache): an UPDATE of
+    10,000 users by id took 34 ms of Python CPU that way, 11 with the array."""
     return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
 
 
