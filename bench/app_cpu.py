@@ -6,7 +6,7 @@ Starts our service as run.py does (servers.Ours), but gunicorn serves ``app_cpu:
 app inside a wrapper that adds up the CPU of the request thread around each WSGI call
 (``time.thread_time``) and writes the sums to a file per process every 100 requests. Then W1
 creates the users, and W2 (lookups) and W3 (PUT) run with ``--clients`` clients; for each, the
-web processes' CPU per request (psutil) is printed beside the app's own (the difference is
+web processes' CPU per request (servers.CpuMeter) is printed beside the app's own (the difference is
 gunicorn's parsing, polling and writing, and the other threads). README's Benchmarks section
 quotes a run at 1 and at 16 clients.
 """
@@ -62,7 +62,6 @@ def _in_app() -> tuple[int, float]:
 
 
 def main() -> None:
-    import psutil
     import servers
     import workloads as wl
 
@@ -91,13 +90,11 @@ def main() -> None:
                      w3_seconds=args.seconds, w5_members=0, w6_users=0, phase_max_seconds=600,
                      seed_http_max_seconds=0, w6_settle_max_seconds=0, w7_max_seconds=0)
 
+    # The web processes (gunicorn's master and workers): the group run.py's CPU table reads.
+    meter = servers.CpuMeter(server)
+
     def web_cpu() -> float:
-        total = 0.0
-        for proc in psutil.process_iter(["cmdline"]):
-            if "app_cpu:wrapped" in " ".join(proc.info["cmdline"] or []):
-                times = proc.cpu_times()
-                total += times.user + times.system
-        return total
+        return meter.snapshot().get("web", 0.0)
 
     try:
         servers.ensure_free(server.port, "ours")
