@@ -7,7 +7,8 @@ are checked by the caller's check function; a phase with any error is invalid. A
 bounded twice: by its item count and by a deadline after which no new item is started (a
 hard timeout then cancels what is left). The generator reports its own CPU share (CPU
 seconds of this process over wall seconds, 1.0 = one core) and the machine's CPU use, so a
-reader can tell whether the generator was the bottleneck.
+reader can tell whether the generator was the bottleneck, and a gauge of the machine's speed
+during the phase (the CPU time of a fixed computation, run.machine_speed_notes).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import resource
+import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +53,8 @@ class PhaseResult:
     wall_s: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
     loadgen_cpu_s: float = 0.0
+    # CPU times of a fixed piece of work run every GAUGE_INTERVAL seconds during the phase.
+    gauge_ms: list[float] = field(default_factory=list)
     machine_cpu_pct: float = 0.0
     stopped_by: str = "count"
 
@@ -71,6 +75,11 @@ class PhaseResult:
         """CPU seconds of the load generator per wall second (1.0 = one full core)."""
         return self.loadgen_cpu_s / self.wall_s if self.wall_s else 0.0
 
+    @property
+    def machine_gauge_ms(self) -> float:
+        """The median CPU time of the gauge's work: higher when the machine ran slower."""
+        return statistics.median(self.gauge_ms) if self.gauge_ms else 0.0
+
     def pct(self, p: float) -> float:
         return percentile(self.latencies_ms, p)
 
@@ -90,6 +99,7 @@ class PhaseResult:
             "p95_ms": round(self.pct(95), 2),
             "p99_ms": round(self.pct(99), 2),
             "loadgen_cpu_share": round(self.loadgen_cpu_share, 3),
+            "machine_gauge_ms": round(self.machine_gauge_ms, 3),
             "machine_cpu_pct": round(self.machine_cpu_pct, 1),
             "stopped_by": self.stopped_by,
         }
@@ -149,6 +159,30 @@ class Client:
         return status, doc
 
 
+GAUGE_INTERVAL = 0.25
+GAUGE_LOOPS = 20_000
+
+
+def _gauge_work() -> float:
+    """CPU milliseconds of a fixed computation (about a millisecond on this machine)."""
+    t0 = time.thread_time()
+    total = 0
+    for i in range(GAUGE_LOOPS):
+        total += i * i % 7
+    return (time.thread_time() - t0) * 1000
+
+
+async def _gauge(result: PhaseResult, stop: asyncio.Event) -> None:
+    """Time the gauge's work every GAUGE_INTERVAL s: the host's other tenants slow this
+    machine by varying amounts, within a run too, and every rate measured moves with it."""
+    while not stop.is_set():
+        result.gauge_ms.append(_gauge_work())
+        try:
+            await asyncio.wait_for(stop.wait(), GAUGE_INTERVAL)
+        except TimeoutError:
+            pass
+
+
 def _cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -204,12 +238,16 @@ async def _run_phase(
         start = time.perf_counter()
         deadline = start + max_seconds
         tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
+        stop_gauge = asyncio.Event()
+        gauge = asyncio.create_task(_gauge(result, stop_gauge))
         try:
             await asyncio.wait_for(asyncio.gather(*tasks), timeout=max_seconds + 60)
         except TimeoutError:
             result.stopped_by = "hard timeout"
             result.errors += 1
             result.error_samples.append(f"phase did not finish {max_seconds + 60:.0f}s in")
+        stop_gauge.set()
+        await gauge
         result.wall_s = time.perf_counter() - start
         result.loadgen_cpu_s = _cpu_seconds() - cpu0
         machine1 = psutil.cpu_times()
