@@ -28,10 +28,12 @@ def init_app(app: Flask) -> None:
 
 def session() -> Session:
     """The current request's (or task's) session, opened on first use."""
-    if "db_session" not in g:
+    ctx = g._get_current_object()  # one proxy lookup, not three (~1 µs each)
+    found = ctx.get("db_session")
+    if found is None:
         factory = "db.read_sessions" if _scim_read() else "db.sessions"
-        g.db_session = current_app.extensions[factory]()
-    return g.db_session
+        found = ctx.db_session = current_app.extensions[factory]()
+    return found
 
 
 # The user reads an IdP makes (its lookup by userName, a GET by id) run in autocommit. Group
@@ -40,11 +42,10 @@ AUTOCOMMIT_ENDPOINTS = frozenset({"scim.list_users", "scim.get_user"})
 
 
 def _scim_read() -> bool:
-    return (
-        has_request_context()
-        and request.method in ("GET", "HEAD")
-        and request.endpoint in AUTOCOMMIT_ENDPOINTS
-    )
+    if not has_request_context():
+        return False
+    req = request._get_current_object()
+    return req.method in ("GET", "HEAD") and req.endpoint in AUTOCOMMIT_ENDPOINTS
 
 
 def _close_session(_exc: BaseException | None) -> None:

@@ -26,8 +26,10 @@ class _ContextFilter(logging.Filter):
         from flask import has_request_context
 
         if has_request_context():
-            record.request_id = getattr(g, "request_id", None)
-            record.org_id = str(g.org_id) if getattr(g, "org_id", None) else None
+            ctx = g._get_current_object()
+            record.request_id = getattr(ctx, "request_id", None)
+            org_id = getattr(ctx, "org_id", None)
+            record.org_id = str(org_id) if org_id else None
         task = _task.get()
         if task:
             for key, value in task.items():
@@ -83,22 +85,24 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _start() -> None:
+        ctx = g._get_current_object()  # one proxy lookup, not one per attribute (~1 µs each)
+        ctx.started = time.perf_counter()
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
         # Accept a caller's id only if it is short and plain; otherwise make one.
         ok = 0 < len(incoming) <= 64 and incoming.replace("-", "").isalnum()
-        g.request_id = incoming if ok else uuid.uuid4().hex
-        g.started = time.perf_counter()
+        ctx.request_id = incoming if ok else uuid.uuid4().hex
 
     @app.after_request
     def _finish(response):  # type: ignore[no-untyped-def]
-        response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
-        duration_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-        g.duration_ms = duration_ms
+        req, ctx = request._get_current_object(), g._get_current_object()
+        response.headers[REQUEST_ID_HEADER] = ctx.get("request_id", "")
+        duration_ms = (time.perf_counter() - ctx.get("started", time.perf_counter())) * 1000
+        ctx.duration_ms = duration_ms
         log.info(
             "request",
             extra={
-                "method": request.method,
-                "route": request.url_rule.rule if request.url_rule else None,
+                "method": req.method,
+                "route": req.url_rule.rule if req.url_rule else None,
                 "status": response.status_code,
                 "duration_ms": round(duration_ms, 2),
             },

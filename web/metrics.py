@@ -18,7 +18,7 @@ import os
 import threading
 import time
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Request, Response, current_app, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -117,20 +117,22 @@ class DatabaseCollector:
             yield family
 
 
-def _route() -> str:
+def _route(req: Request) -> str:
     # The rule template, never the raw path: unmatched paths would make unbounded label values.
-    return request.url_rule.rule if request.url_rule else "unmatched"
+    return req.url_rule.rule if req.url_rule else "unmatched"
 
 
 def _observe(response: Response) -> Response:
-    if request.path == "/metrics":
+    # The objects behind the proxies, looked up once: a proxy access costs ~1 µs.
+    req, ctx = request._get_current_object(), g._get_current_object()
+    if req.path == "/metrics":
         return response
-    route = _route()
-    org = str(g.org_id) if g.get("org_id") else ""
-    REQUESTS.labels(route, request.method, str(response.status_code), org).inc()
-    started = g.get("started")
+    route = _route(req)
+    org_id = ctx.get("org_id")
+    REQUESTS.labels(route, req.method, str(response.status_code), str(org_id or "")).inc()
+    started = ctx.get("started")
     if started is not None:
-        LATENCY.labels(route, request.method).observe(time.perf_counter() - started)
+        LATENCY.labels(route, req.method).observe(time.perf_counter() - started)
     return response
 
 

@@ -76,9 +76,10 @@ def authenticate(session: Session, org_id: str) -> AuthenticatedOrg:
         org = _load(session, key, raw, ratelimit.generation(org_uuid, url))
         if cached is not None and _rate(cached) != _rate(org):
             admission = None  # taken at the old rate: take it again at the new one
-    g.token_prefix = org.token_prefix
+    ctx = g._get_current_object()  # one proxy lookup, not two (~1 µs each)
+    ctx.token_prefix = org.token_prefix
     # last_used is written with the audit row, after the response
-    g.token_use = (org.token_id, org.token_last_used)
+    ctx.token_use = (org.token_id, org.token_last_used)
     if org.plan != "paid":
         raise Forbidden("SCIM provisioning requires a paid plan")
     if not org.scim_enabled:
