@@ -249,7 +249,8 @@ def run_workloads(server: Server, rec: Recorder, sizes: wl.Sizes, selected: list
         rec.put("w7_s", outcome.value, outcome.valid, outcome.note)
 
 
-# A phase whose gauge exceeds the steadiest one's by more than this gets a note.
+# A W2 phase whose gauge exceeds that of the server's fastest W2 phase by more than this
+# factor gets a note.
 SLOWER_MACHINE_NOTE = 1.2
 
 

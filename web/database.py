@@ -28,7 +28,7 @@ def init_app(app: Flask) -> None:
 
 def session() -> Session:
     """The current request's (or task's) session, opened on first use."""
-    ctx = g._get_current_object()  # one proxy lookup, not three (~1 µs each)
+    ctx = g._get_current_object()  # once: a proxy access costs ~1-2 µs
     found = ctx.get("db_session")
     if found is None:
         factory = "db.read_sessions" if _scim_read() else "db.sessions"

@@ -76,7 +76,7 @@ def authenticate(session: Session, org_id: str) -> AuthenticatedOrg:
         org = _load(session, key, raw, ratelimit.generation(org_uuid, url))
         if cached is not None and _rate(cached) != _rate(org):
             admission = None  # taken at the old rate: take it again at the new one
-    ctx = g._get_current_object()  # one proxy lookup, not two (~1 µs each)
+    ctx = g._get_current_object()  # once: a proxy access costs ~1-2 µs
     ctx.token_prefix = org.token_prefix
     # last_used is written with the audit row, after the response
     ctx.token_use = (org.token_id, org.token_last_used)

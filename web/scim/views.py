@@ -47,7 +47,7 @@ DISCOVERY_ENDPOINTS = {
 def _authenticate() -> None:
     if request.endpoint in DISCOVERY_ENDPOINTS and current_app.config["SCIM_DISCOVERY_PUBLIC"]:
         return  # RFC 7644 §4: discovery MAY be public; off unless configured
-    ctx = g._get_current_object()  # one proxy lookup, not four (~1 µs each)
+    ctx = g._get_current_object()  # once: a proxy access costs ~1-2 µs
     ctx.org = authenticate(session(), ctx.org_id_raw)
     ctx.org_id = ctx.org.id
 
