@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from flask import session
+from flask.sessions import NullSession
 
 from tests.conftest import make_org
 from tests.integration.admin_helpers import (
@@ -48,6 +50,21 @@ def test_session_cookie_flags(app, client, org):  # type: ignore[no-untyped-def]
     assert cookie.startswith("__Host-workteam_admin=")
     for flag in ("Secure", "HttpOnly", "SameSite=Lax", "Path=/"):
         assert flag in cookie
+
+
+def test_scim_requests_open_no_session(app, client, org, scim):  # type: ignore[no-untyped-def]
+    """The SCIM API has no use for the admin session: it is never opened there (Flask's null
+    session), a signed-in admin's cookie sent along changes nothing, and no cookie is set."""
+    with app.test_request_context(f"{org.base}/Users"):
+        assert isinstance(session._get_current_object(), NullSession)
+    with app.test_request_context("/admin/settings"):
+        assert not isinstance(session._get_current_object(), NullSession)
+    sign_in(client, make_admin(app, org.id))
+    listed = scim.get("/Users")
+    assert listed.status_code == 200 and "Set-Cookie" not in listed.headers
+    refused = client.get(f"{org.base}/Users")  # the cookie is no credential for SCIM
+    assert refused.status_code == 401 and "Set-Cookie" not in refused.headers
+    assert client.get("/admin/settings").status_code == 200  # and the admin stays signed in
 
 
 def test_wrong_password_non_admin_and_deactivated_refused(app, client, org):  # type: ignore[no-untyped-def]

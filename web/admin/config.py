@@ -7,7 +7,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 
-from flask import Flask, current_app
+from flask import Flask, Request, current_app
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 DEFAULTS: dict[str, str] = {
     # The admin session cookie is Secure (HTTPS only) except in development mode.
@@ -39,15 +40,28 @@ def get_int(name: str, app: Flask | None = None) -> int:
     return int(get(name, app))
 
 
+class AdminSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, for the admin pages only. A SCIM request authenticates
+    with its bearer token and never uses the session, so it gets Flask's null session: no
+    cookie parsed, no serializer built, nothing saved or signed after the response."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if request.path.startswith("/scim/"):
+            return None  # Flask then uses make_null_session
+        return super().open_session(app, request)
+
+
 def apply_session_settings(app: Flask) -> None:
-    """Flask's own session keys (their Flask defaults are unsafe here: a 31-day, non-Secure
-    cookie named "session"), from the WORKTEAM_* settings above."""
+    """The admin session (``AdminSessions``) and Flask's own session keys (their Flask
+    defaults are unsafe here: a 31-day, non-Secure cookie named "session"), from the
+    WORKTEAM_* settings above."""
     raw = get("WORKTEAM_SESSION_COOKIE_SECURE", app)
     secure = (
         raw.lower() in ("1", "true", "yes", "on")
         if raw
         else (app.config.get("WORKTEAM_ENV") != "development")
     )
+    app.session_interface = AdminSessions()
     app.config["SESSION_COOKIE_SECURE"] = secure
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
