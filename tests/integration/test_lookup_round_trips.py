@@ -1,5 +1,6 @@
 """An IdP's lookup by userName is one database statement: no transaction around it (autocommit
-read), the token from the auth cache, the user's groups and manager from the same query. Its
+read on a plain connection, no ORM session), the token from the auth cache, the user's groups
+and manager from the same query. Its
 create is two: the INSERT, which also says whether a pending group member names the new user,
 and the organization's follow-up jobs."""
 
@@ -31,12 +32,16 @@ def test_lookup_by_user_name_is_one_statement_with_groups_and_manager(client, ap
         statements.append(statement)
         autocommit.append(conn.connection.dbapi_connection.autocommit)
 
+    sessions_opened: list[object] = []
+    read_sessions = app.extensions["db.read_sessions"]
+    app.extensions["db.read_sessions"] = lambda: sessions_opened.append(1) or read_sessions()
     engine = app.extensions["db.engine"]
     event.listen(engine, "before_cursor_execute", _statement)
     try:
         found = scim.get("/Users", query_string={"filter": 'userName eq "emp@example.com"'})
     finally:
         event.remove(engine, "before_cursor_execute", _statement)
+        app.extensions["db.read_sessions"] = read_sessions
 
     assert found.status_code == 200
     # The audit writer (synchronous in tests) has its own session and transaction.
@@ -44,6 +49,7 @@ def test_lookup_by_user_name_is_one_statement_with_groups_and_manager(client, ap
     request_statements = [s for s in statements if not any(a in s for a in audit)]
     assert len(request_statements) == 1, statements
     assert autocommit[statements.index(request_statements[0])]  # no BEGIN, no ROLLBACK
+    assert not sessions_opened  # neither by the cached credential nor by the lookup
     (user,) = found.get_json()["Resources"]
     manager = user[ENTERPRISE]["manager"]
     assert manager["value"] == boss["id"] and manager["displayName"] == "The Boss"

@@ -26,6 +26,7 @@ from sqlalchemy.orm import sessionmaker
 from models.audit import append_events
 from models.db import utcnow
 from models.tokens import touch
+from web.database import release
 
 log = logging.getLogger("workteam.audit")
 
@@ -102,9 +103,7 @@ def init_app(app: Flask) -> None:
         started = ctx.get("started", time.perf_counter())
         # The request's work is done: give its connection back before a synchronous flush
         # takes another (two per request could starve the pool under threaded servers).
-        request_session = ctx.pop("db_session", None)
-        if request_session is not None:
-            request_session.close()
+        release(ctx)
         writer.record(
             {
                 "org_id": ctx.org_id,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,9 +50,10 @@ class AuthenticatedOrg:
 _cache: dict[tuple[uuid.UUID, str], AuthenticatedOrg] = {}
 
 
-def authenticate(session: Session, org_id: str) -> AuthenticatedOrg:
+def authenticate(session: Callable[[], Session], org_id: str) -> AuthenticatedOrg:
     """Check the Authorization header against ``org_id``'s live tokens and take the request
-    from the token's rate limit; return the organization."""
+    from the token's rate limit; return the organization. ``session`` gives the request's
+    session, asked for only when the credential is not cached (a lookup then needs none)."""
     header = request.headers.get("Authorization", "")
     scheme, _, raw = header.partition(" ")
     raw = raw.strip()
@@ -73,7 +75,7 @@ def authenticate(session: Session, org_id: str) -> AuthenticatedOrg:
         # The generation is read before the token: a change committed after this read
         # renews it, so an entry cached from a stale read is never taken for current.
         url = current_app.config["RATE_LIMIT_REDIS_URL"]
-        org = _load(session, key, raw, ratelimit.generation(org_uuid, url))
+        org = _load(session(), key, raw, ratelimit.generation(org_uuid, url))
         if cached is not None and _rate(cached) != _rate(org):
             admission = None  # taken at the old rate: take it again at the new one
     ctx = g._get_current_object()  # once: a proxy access costs ~1-2 µs

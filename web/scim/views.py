@@ -11,7 +11,7 @@ from models import store
 from models.errors import DuplicateError, NotFoundError, VersionConflict
 from models.memberships import groups_column, manager_column
 from models.user import User
-from web.database import session
+from web.database import read_connection, session
 from web.scim import definitions as d
 from web.scim import discovery, listing, users
 from web.scim.auth import authenticate
@@ -48,7 +48,7 @@ def _authenticate() -> None:
     if request.endpoint in DISCOVERY_ENDPOINTS and current_app.config["SCIM_DISCOVERY_PUBLIC"]:
         return  # RFC 7644 §4: discovery MAY be public; off unless configured
     ctx = g._get_current_object()  # once: a proxy access costs ~1-2 µs
-    ctx.org = authenticate(session(), ctx.org_id_raw)
+    ctx.org = authenticate(session, ctx.org_id_raw)
     ctx.org_id = ctx.org.id
 
 
@@ -151,7 +151,10 @@ def get_user(user_id: str) -> Response:
 
 @bp.get("/Users")
 def list_users() -> Response:
-    return scim_response(listing.list_users(session(), g.org, request.args))
+    user_name = listing.user_name_lookup(request.args)
+    if user_name is not None:  # an IdP's lookup before a create: one Core statement
+        return scim_response(listing.lookup_user_name(read_connection(), g.org, user_name))
+    return scim_response(listing.query_users(session(), g.org, request.args))
 
 
 @bp.post("/Users/.search")
