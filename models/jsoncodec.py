@@ -4,6 +4,7 @@ integers beyond 64 bits (SCIM bodies may carry them; Python's json keeps them ex
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -25,3 +26,12 @@ def dumps(obj: Any) -> bytes:
         return orjson.dumps(obj)
     except TypeError:  # orjson.JSONEncodeError: a big integer, a non-string key
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def clone(obj: Any) -> Any:
+    """A deep copy of JSON data (a stored resource): an orjson round trip, several times
+    cheaper than ``copy.deepcopy``; deepcopy for what orjson cannot encode."""
+    try:
+        return orjson.loads(orjson.dumps(obj))
+    except (TypeError, orjson.JSONDecodeError):
+        return copy.deepcopy(obj)

@@ -72,6 +72,17 @@ def test_json_codec_matches_the_standard_library(value: object) -> None:
     assert jsoncodec.loads(encoded.decode()) == value
 
 
+@pytest.mark.parametrize("value", [
+    {"a": [1, 2.5, None, True, "é", {"b": ""}]},
+    {"big": [2**70, -(2**65)]},  # beyond orjson's 64 bits: copy.deepcopy's turn
+])
+def test_json_codec_clone_is_an_equal_deep_copy(value: dict) -> None:
+    copied = jsoncodec.clone(value)
+    assert copied == value
+    next(iter(copied.values())).append("added")  # the copy shares nothing with the original
+    assert copied != value
+
+
 def test_json_codec_refuses_what_is_not_json() -> None:
     with pytest.raises(ValueError):
         jsoncodec.loads(b"{not json")

@@ -52,10 +52,10 @@ Decisions where RFC 7644 or the IdPs are ambiguous
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from models import jsoncodec
 from web.scim.definitions import (
     ENTERPRISE_USER_SCHEMA_ID,
     Attribute,
@@ -231,7 +231,7 @@ def _same(attr: Attribute, a: Any, b: Any) -> bool:
 class _Patcher:
     def __init__(self, resource: dict, rtype: ResourceType) -> None:
         self.rtype = rtype
-        self.res: dict = canonicalize(rtype, copy.deepcopy(resource))
+        self.res: dict = canonicalize(rtype, jsoncodec.clone(resource))
         self.changes = Changes()
         self.is_group = rtype.name == "Group"
         # ordered sets for members
@@ -806,7 +806,7 @@ class _Patcher:
             self.changes.members_added = list(self.m_added)
             self.changes.members_removed = list(self.m_removed)
         if _strip(self.res) == _strip(canonicalize(self.rtype, original)):
-            return copy.deepcopy(original), self.changes
+            return jsoncodec.clone(original), self.changes
         return self.res, self.changes
 
 
