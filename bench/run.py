@@ -196,6 +196,8 @@ def run_workloads(server: Server, rec: Recorder, sizes: wl.Sizes, selected: list
                 "" if put.valid else rec.invalid_note(put))
 
     if "W4" in selected:
+        # The import alone, not beside W3's deactivation notices and license checks.
+        settle(server, rec, "W4", sizes)
         walk, extra = wl.w4_import(server, state, sizes)
         rec.phase(walk, measured=False)
         rec.put("w4_s", round(walk.wall_s, 3) if walk.valid else None, walk.valid,
