@@ -94,7 +94,7 @@ def main() -> None:
     meter = servers.CpuMeter(server)
 
     def web_cpu() -> float:
-        return meter.snapshot().get("web", 0.0)
+        return servers.CpuMeter.total(meter.snapshot(), "web")
 
     try:
         servers.ensure_free(server.port, "ours")

@@ -137,24 +137,24 @@ class CpuMeter:
     Redis, an SMTP sink) and this process (the load generator, with the samplers' threads).
 
     PostgreSQL and Redis are counted machine-wide, so other work on the machine would show
-    there; a process that exits between two snapshots takes its CPU with it."""
+    there. A snapshot holds each process's CPU so far; ``since`` adds up, per group, what each
+    process used between two snapshots (a process started in between counts from zero, one
+    that exited in between takes what it used with it: without the per-process difference a
+    PostgreSQL backend that exited after a long life made a phase's sum negative)."""
 
     def __init__(self, server: Server) -> None:
         self.server = server
         self.me = psutil.Process()
 
-    @staticmethod
-    def _cpu(proc: psutil.Process) -> float:
-        times = proc.cpu_times()
-        return times.user + times.system
-
-    def snapshot(self) -> dict[str, float]:
-        out: dict[str, float] = {}
+    def snapshot(self) -> dict[tuple[str, int, float], float]:
+        """(group, pid, process start time) -> CPU seconds used so far."""
+        out: dict[tuple[str, int, float], float] = {}
 
         def add(group: str, procs: Iterable[psutil.Process]) -> None:
             for proc in procs:
                 try:
-                    out[group] = out.get(group, 0.0) + self._cpu(proc)
+                    times = proc.cpu_times()
+                    out[(group, proc.pid, proc.create_time())] = times.user + times.system
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     pass
 
@@ -174,8 +174,18 @@ class CpuMeter:
         return out
 
     @staticmethod
-    def since(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-        return {group: after[group] - before.get(group, 0.0) for group in after}
+    def total(snapshot: dict[tuple[str, int, float], float], group: str) -> float:
+        return sum(cpu for (name, _, _), cpu in snapshot.items() if name == group)
+
+    @staticmethod
+    def since(
+        before: dict[tuple[str, int, float], float], after: dict[tuple[str, int, float], float]
+    ) -> dict[str, float]:
+        """CPU seconds per group between the two snapshots."""
+        out: dict[str, float] = {}
+        for key, cpu in after.items():
+            out[key[0]] = out.get(key[0], 0.0) + cpu - before.get(key, 0.0)
+        return out
 
 
 class Autovacuum:
