@@ -1,0 +1,131 @@
+"""Instructions per SCIM request, counted by valgrind's callgrind: a measure of a code change
+that the host's timing noise (20 % between minutes here) does not blur.
+
+    .venv/bin/python bench/instructions.py lookup|page|patch|post [--requests 300] [--db bench_ours]
+
+Runs on the database a `bench/run.py` run left (its first organization, a new SCIM token).
+The app is called as a WSGI app in one process, twice under callgrind: once with only the
+warm-up requests and once with ``--requests`` more; the difference divided by their number is
+what one request costs (the request log included). The same code measured twice differs by
+about 1 %. Needs valgrind (Debian's package); a run takes a few minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import itertools
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import quote
+
+REPO = Path(__file__).resolve().parent.parent
+WARM_UP = 50
+KINDS = ("lookup", "page", "patch", "post")
+
+
+def environment(db: str) -> dict[str, str]:
+    return {**os.environ, "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{db}",
+            "REDIS_URL": "redis://127.0.0.1:6379/14", "SECRET_KEY": "instructions-" + "x" * 32,
+            "PUBLIC_URL": "http://127.0.0.1:18104", "SMTP_URL": "smtp://127.0.0.1:18125",
+            "WORKTEAM_RATE_LIMIT": "1000000"}
+
+
+def requests(kind: str, base: str, users: list[tuple[str, str]]):  # type: ignore[no-untyped-def]
+    """(method, path, query, body) of the requests of ``kind``, endlessly."""
+    rng = random.Random(7)
+    for n in itertools.count():
+        uid, name = rng.choice(users)
+        if kind == "lookup":
+            yield "GET", f"{base}/Users", "filter=" + quote(f'userName eq "{name}"'), None
+        elif kind == "page":  # an import's walk over the first 10,000 users
+            yield "GET", f"{base}/Users", f"startIndex={n % 100 * 100 + 1}&count=100", None
+        elif kind == "patch":  # Entra's deactivate / reactivate
+            op = {"op": "Replace", "path": "active", "value": "False" if n % 2 else "True"}
+            yield "PATCH", f"{base}/Users/{uid}", "", {
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [op]}
+        else:
+            user = f"ins{os.getpid()}-{n}@bench.example"
+            yield "POST", f"{base}/Users", "", {
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user,
+                "name": {"givenName": "Given", "familyName": f"Family{n}"},
+                "emails": [{"value": user, "type": "work", "primary": True}], "active": True}
+
+
+def child(kind: str, count: int, token: str, org: str) -> None:
+    import psycopg
+
+    from web import create_app
+
+    app = create_app()
+    with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
+        users = [(str(i), n) for i, n in conn.execute(
+            "SELECT id, user_name FROM users ORDER BY seq LIMIT 20000")]
+    feed = requests(kind, f"/scim/v2/{org}", users)
+    status: list[str] = []
+
+    def start_response(line: str, _headers: object, _exc: object = None) -> None:
+        status.append(line)
+
+    for method, path, query, body in itertools.islice(feed, WARM_UP + count):
+        data = json.dumps(body).encode() if body is not None else b""
+        environ = {
+            "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query,
+            "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "18104", "SERVER_PROTOCOL": "HTTP/1.1",
+            "HTTP_HOST": "127.0.0.1:18104", "REMOTE_ADDR": "127.0.0.1",
+            "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(data), "wsgi.errors": sys.stderr,
+            "wsgi.version": (1, 0), "wsgi.multithread": True, "wsgi.multiprocess": True,
+            "wsgi.run_once": False, "HTTP_AUTHORIZATION": f"Bearer {token}",
+            "CONTENT_TYPE": "application/scim+json", "CONTENT_LENGTH": str(len(data)),
+        }
+        status.clear()
+        b"".join(app(environ, start_response))
+        if status[0][:3] not in ("200", "201", "204"):
+            raise SystemExit(f"{method} {path}: {status[0]}")
+
+
+def counted(kind: str, count: int, env: dict[str, str]) -> int:
+    """Instructions of a child process that sends ``count`` requests after the warm-up."""
+    out = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+         __file__, kind, "--child", "--requests", str(count)],
+        env=env, cwd=REPO, capture_output=True, text=True, check=True)
+    found = re.search(r"Collected : (\d+)", out.stderr)
+    if found is None:
+        raise SystemExit(f"no instruction count in valgrind's output:\n{out.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("kind", choices=KINDS)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--db", default="bench_ours")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.kind, args.requests, os.environ["BENCH_TOKEN"], os.environ["BENCH_ORG"])
+        return
+    env = environment(args.db)
+    import psycopg
+
+    with psycopg.connect(env["DATABASE_URL"]) as conn:
+        org = str(conn.execute(
+            "SELECT id FROM organizations ORDER BY created LIMIT 1").fetchone()[0])
+    cli = subprocess.run([str(REPO / ".venv" / "bin" / "flask"), "--app", "web", "scim",
+                          "token", org], env=env, cwd=REPO, capture_output=True, text=True,
+                         check=True)
+    token = json.loads(cli.stdout.strip().splitlines()[-1])["token"]
+    env = {**env, "BENCH_TOKEN": token, "BENCH_ORG": org}
+    base, more = counted(args.kind, 0, env), counted(args.kind, args.requests, env)
+    print(f"{args.kind}: {(more - base) // args.requests:,} instructions per request "
+          f"({args.requests} requests after {WARM_UP} to warm up)")
+
+
+if __name__ == "__main__":
+    main()
