@@ -32,6 +32,8 @@ USER_RESOURCES = [
     {"schemas": [d.USER_SCHEMA_ID, ENT], "id": "2", ENT: {}, ENT.upper(): {"department": "x"},
      d.USER_SCHEMA_ID: {"odd": True}, "urn:unknown:ext": {"a": 1}},
     {},
+    {"schemas": [d.USER_SCHEMA_ID, ENT, WT], "id": "3", "userName": "c", "name": {"givenName": "C"},
+     ENT: {"department": "d"}, WT: {"licenseState": "assigned"}},  # as a page renders users
 ]
 SECRETIVE_RESOURCES = [
     {"schemas": ["urn:test:core"], "name": "n", "token": "t", "Audit": "a", "kind": "k",
@@ -48,6 +50,11 @@ SECRETIVE_RESOURCES = [
 def test_shortcut_equals_general_projection(rtype: d.ResourceType, resource: dict) -> None:
     assert _project_default(resource, rtype) == _project_asked(resource, rtype, set(), set())
     assert project(resource, rtype) == _project_asked(resource, rtype, set(), set())
+
+
+def test_shortcut_returns_a_user_with_nothing_hidden_as_it_is() -> None:
+    user = USER_RESOURCES[3]
+    assert _project_default(user, d.USER_TYPE) is user
 
 
 def test_shortcut_hides_never_and_request() -> None:

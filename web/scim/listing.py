@@ -140,27 +140,46 @@ def _project_asked(resource: dict, rtype: d.ResourceType, inc: set[Key], exc: se
 
 
 # Without attributes/excludedAttributes (every page of an import, every lookup) projection
-# only drops what is returned "never" or on "request": two name sets per resource type, so a
-# page of 100 users does not resolve every attribute of every user (test_projection.py checks
-# this path against the general one).
-_HIDDEN: dict[str, tuple[frozenset[str], dict[str, frozenset[str]]]] = {}
+# only drops what is returned "never" or on "request": name sets per resource type, so a page
+# of 100 users does not resolve every attribute of every user (test_projection.py checks this
+# path against the general one).
+@dataclass(frozen=True)
+class _Hidden:
+    core: frozenset[str]  # lowercase names of the core attributes to drop
+    extensions: dict[str, frozenset[str]]  # lowercase extension URN -> lowercase names to drop
+    in_names: re.Pattern[str] | None  # finds a core name in "\0"-joined lowercase names
+    in_extensions: bool  # whether any extension drops anything
 
 
-def _hidden(rtype: d.ResourceType) -> tuple[frozenset[str], dict[str, frozenset[str]]]:
+_HIDDEN: dict[str, _Hidden] = {}
+
+
+def _hidden(rtype: d.ResourceType) -> _Hidden:
     found = _HIDDEN.get(rtype.name)
     if found is None:
         def names(attrs: Iterable[d.Attribute]) -> frozenset[str]:
             return frozenset(a.name.lower() for a in attrs if a.returned in ("never", "request"))
 
-        found = _HIDDEN[rtype.name] = (
-            names(rtype.schema.attributes),
-            {s.id.lower(): names(s.attributes) for s in rtype.extension_schemas},
+        core = names(rtype.schema.attributes)
+        extensions = {s.id.lower(): names(s.attributes) for s in rtype.extension_schemas}
+        alternatives = "|".join(map(re.escape, core))
+        found = _HIDDEN[rtype.name] = _Hidden(
+            core, extensions, re.compile(f"\0(?:{alternatives})\0") if core else None,
+            any(extensions.values()),
         )
     return found
 
 
 def _project_default(resource: dict, rtype: d.ResourceType) -> dict:
-    core, extensions = _hidden(rtype)
+    hidden_by = _hidden(rtype)
+    # Nothing to drop (every user of a page: a password is never stored), no empty extension
+    # object either: the resource as it is, found by a few passes in C over its names and
+    # values; rebuilding it key by key below was 12 % of an import page's instructions.
+    if not hidden_by.in_extensions and {} not in resource.values():
+        names = "\0" + "\0".join(resource).lower() + "\0"
+        if hidden_by.in_names is None or hidden_by.in_names.search(names) is None:
+            return resource
+    core, extensions = hidden_by.core, hidden_by.extensions
     out: dict[str, Any] = {}
     for key, value in resource.items():
         hidden = extensions.get(key.lower()) if key.startswith("urn:") else None
