@@ -33,5 +33,5 @@ def clone(obj: Any) -> Any:
     cheaper than ``copy.deepcopy``; deepcopy for what orjson cannot encode."""
     try:
         return orjson.loads(orjson.dumps(obj))
-    except (TypeError, orjson.JSONDecodeError):
+    except TypeError:  # orjson.JSONEncodeError: a big integer, a non-string key
         return copy.deepcopy(obj)

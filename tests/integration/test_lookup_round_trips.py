@@ -1,8 +1,7 @@
 """An IdP's lookup by userName is one database statement: no transaction around it (autocommit
 read on a plain connection, no ORM session), the token from the auth cache, the user's groups
-and manager from the same query. Its
-create is two: the INSERT, which also says whether a pending group member names the new user,
-and the organization's follow-up jobs."""
+and manager from the same query. Its create is two: the INSERT, which also says whether a
+pending group member names the new user, and the organization's follow-up jobs."""
 
 from __future__ import annotations
 

@@ -80,7 +80,7 @@ def test_filters_run_in_sql(scim, people, filter_, expected):
      'userName eq "zoë@example.com"', 'userName eq "ZOË@EXAMPLE.COM"',
      'userName eq "nobody@example.com"', 'userName eq ""'],
 )
-def test_theuser_name_lookup_fast_path_answers_as_the_general_path(app, scim, filter_):
+def test_the_user_name_lookup_fast_path_answers_as_the_general_path(app, scim, filter_):
     """A plain `userName eq` lookup takes a prebuilt statement (web/scim/listing.py); with any
     other parameter it goes through the general parser and compiler. Same answers."""
     from web.scim.listing import user_name_lookup
