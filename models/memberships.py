@@ -280,16 +280,14 @@ def iter_members(session: Session, group_id: uuid.UUID, chunk: int = 1000) -> It
 @functools.cache
 def groups_column() -> Any:
     """A correlated subquery giving each ``users`` row its direct groups as a JSON array of
-    ``[group id, displayName]``, so a page of users and their groups is one query. Built once:
-    SQL constructs are immutable, and building it took a tenth of a lookup."""
+    ``[group id, displayName]``, NULL when it has none (nothing for the driver to decode), so
+    a page of users and their groups is one query. Built once: SQL constructs are immutable,
+    and building it took a tenth of a lookup."""
     return (
         select(
-            func.coalesce(
-                func.jsonb_agg(
-                    aggregate_order_by(func.jsonb_build_array(Group.id, Group.display_name),
-                                       Group.seq)
-                ),
-                literal_column("'[]'::jsonb"),
+            func.jsonb_agg(
+                aggregate_order_by(func.jsonb_build_array(Group.id, Group.display_name),
+                                   Group.seq)
             )
         )
         .select_from(Membership)

@@ -112,20 +112,20 @@ def test_pages_stay_exact_when_users_change_between_walks(app, scim, change):
 
 
 def test_a_recorded_position_is_used_only_for_the_users_it_was_recorded_from(app, scim):
-    """A stale position under the current key would shift the page: the key must change with
-    every insert and delete, or the test above could pass by OFFSET alone."""
+    """A stale position would shift the page: a recorded position must be dropped after every
+    insert and delete, or the test above could pass by OFFSET alone."""
     made = [scim.create_user(f"pos{i}@example.com")["id"] for i in range(6)]
     r = redis.Redis.from_url(REDIS_URL)
     changes = _tally(app, scim.org.id).changes
     # Plant a wrong position for index 2 (the seq of the 4th user): the page must follow it.
     with psycopg.connect(DATABASE_URL) as conn:
         fourth = conn.execute("SELECT seq FROM users WHERE id = %s", (made[3],)).fetchone()[0]
-    r.set(f"wt:pos:{scim.org.id}:{changes}:2", fourth, ex=60)
+    r.set(f"wt:pos:{scim.org.id}:2", f"{changes}:{fourth}", ex=60)
     page = scim.get("/Users?startIndex=3&count=2").get_json()
     assert [u["id"] for u in page["Resources"]] == made[4:6]  # the planted position was used
     scim.delete(f"/Users/{made[5]}")
     page = scim.get("/Users?startIndex=3&count=2").get_json()
-    assert [u["id"] for u in page["Resources"]] == made[2:4]  # new key: OFFSET, exact
+    assert [u["id"] for u in page["Resources"]] == made[2:4]  # stale: OFFSET, exact
 
 
 def test_import_pages_without_redis_use_offset(scim, monkeypatch):

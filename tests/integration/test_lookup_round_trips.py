@@ -81,3 +81,26 @@ def test_create_is_the_insert_and_the_followup_jobs(app, scim):
     assert len(statements) == 2, statements
     assert statements[0].startswith("INSERT INTO users") and "memberships" in statements[0]
     assert "INSERT INTO jobs" in statements[1]
+
+
+def test_an_import_page_is_one_statement_with_its_total(app, scim):
+    """The tally comes in the page's own statement; a stale recorded position (a user added
+    since) costs the page a second statement, by OFFSET, and the rows stay exact."""
+    made = [scim.create_user(f"imp{i}@example.com")["id"] for i in range(5)]
+    scim.get("/Users?startIndex=1&count=2")  # records where the first page ended
+
+    page, statements = _request_statements(app, lambda: scim.get("/Users?startIndex=3&count=2"))
+    assert len(statements) == 1, statements
+    body = page.get_json()
+    assert body["totalResults"] == 5 and [u["id"] for u in body["Resources"]] == made[2:4]
+
+    scim.get("/Users?startIndex=1&count=2")
+    scim.delete(f"/Users/{made[0]}")
+    page, statements = _request_statements(app, lambda: scim.get("/Users?startIndex=3&count=2"))
+    assert len(statements) == 2, statements
+    body = page.get_json()
+    assert body["totalResults"] == 4 and [u["id"] for u in body["Resources"]] == made[3:5]
+
+    past_the_end, statements = _request_statements(
+        app, lambda: scim.get("/Users?startIndex=9&count=2"))
+    assert past_the_end.get_json()["totalResults"] == 4 and len(statements) == 2, statements

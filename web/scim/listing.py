@@ -6,7 +6,6 @@ import dataclasses
 import functools
 import json
 import re
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +25,7 @@ from web.scim import positions
 from web.scim.auth import AuthenticatedOrg
 from web.scim.errors import InvalidCount, InvalidPath, InvalidValue
 from web.scim.query import compile_filter, sort_key
-from web.scim.users import render_user
+from web.scim.users import base_url, render_user
 
 LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
@@ -277,12 +276,12 @@ def run_query(
     render: Callable[[Sequence[Any], Query, Sequence[tuple]], list[dict]],
     extra_columns: Sequence[Any] = (),
     columns: Sequence[Any] = (),
-    tally: Callable[[Session, uuid.UUID], store.Tally] | None = None,
+    tally: store.Tallier | None = None,
 ) -> dict:
     """One ListResponse: index pagination (``startIndex``), or RFC 9865 cursor pagination when
     ``cursor`` is present (an empty ``cursor`` starts it). ``render`` turns a page of rows (and
     the values of ``extra_columns``, read in the same query) into projected resources.
-    ``tally`` (users: ``store.user_tally``) gives the total of an unfiltered query without
+    ``tally`` (users: ``store.USER_TALLY``) gives the total of an unfiltered query without
     counting, and lets unfiltered index pages continue where the previous one ended."""
     query = parse_query(org, params, rtype)
     if query.where is not None:
@@ -304,14 +303,15 @@ def run_query(
         }
     position = cursors.decode(query.cursor, query.fingerprint) if query.cursor else {}
     offset = int(position.get("o", 0))
-    page = store.search(
-        session, model, org.id, query.where, order_by=query.order,
+    search = functools.partial(
+        store.search, session, model, org.id, query.where, order_by=query.order,
         offset=offset if query.sorted else 0, limit=query.count,
-        after_seq=position.get("a"), before_seq=position.get("b"), extra_columns=extra_columns,
-        columns=columns, with_total=tally is None,
+        after_seq=position.get("a"), before_seq=position.get("b"), columns=columns,
     )
-    if tally is not None:
-        page = dataclasses.replace(page, total=tally(session, org.id).users)
+    if tally is None:
+        page = search(extra_columns=extra_columns)
+    else:
+        page = _tallied(session, org, tally, search, extra_columns)[0]
     resources = render(page.rows, query, page.extras)
     body: dict[str, Any] = {"schemas": [LIST_RESPONSE], "totalResults": page.total,
                             "itemsPerPage": len(resources)}
@@ -334,39 +334,74 @@ def run_query(
     return body
 
 
+def _tallied(
+    session: Session,
+    org: AuthenticatedOrg,
+    tally: store.Tallier,
+    search: Callable[..., store.Page],
+    extra_columns: Sequence[Any],
+    **kwargs: Any,
+) -> tuple[store.Page, store.Tally]:
+    """``search(**kwargs)`` with the tally read in the same statement; its ``total`` is the
+    tally's. A page without rows has no tally to carry: it is read alone then."""
+    page = search(with_total=False, extra_columns=[*extra_columns, *tally.columns(org.id)],
+                  **kwargs)
+    if page.rows:
+        last = page.extras[0][-2:]
+        tallied = store.Tally(int(last[0]), int(last[1]))
+        extras = [row[:-2] for row in page.extras]
+    else:
+        tallied, extras = tally.read(session, org.id), []
+    return dataclasses.replace(page, total=tallied.users, extras=extras), tallied
+
+
 def _import_page(
     session: Session,
     org: AuthenticatedOrg,
     query: Query,
     model: type,
-    tally: Callable[[Session, uuid.UUID], store.Tally],
+    tally: store.Tallier,
     extra_columns: Sequence[Any],
     columns: Sequence[Any],
 ) -> store.Page:
     """An unfiltered, unsorted startIndex page (an import walks these): its total is the tally,
     and when the page before it recorded where it ended, it starts after that row instead of
     skipping ``startIndex - 1`` rows (web/scim/positions.py)."""
-    tallied = tally(session, org.id)  # before the rows: see positions.py
     url = current_app.config["REDIS_URL"]
     skip = query.start_index - 1
-    after = positions.seq_before(url, org.id, tallied.changes, skip) if skip else None
-    page = store.search(session, model, org.id, None, offset=skip if after is None else 0,
-                        after_seq=after, limit=query.count, with_total=False,
-                        extra_columns=extra_columns, columns=columns)
+    known = positions.seq_before(url, org.id, skip) if skip else None
+    search = functools.partial(store.search, session, model, org.id, None, limit=query.count,
+                               columns=columns)
+    if known is not None:
+        page, tallied = _tallied(session, org, tally, search, extra_columns, after_seq=known.seq)
+        if tallied.changes == known.changes:
+            return _remember(url, org, skip, page, tallied)
+        # Users came or went since the position was recorded: it may be off.
+    page, tallied = _tallied(session, org, tally, search, extra_columns, offset=skip)
+    return _remember(url, org, skip, page, tallied)
+
+
+def _remember(
+    url: str, org: AuthenticatedOrg, skip: int, page: store.Page, tallied: store.Tally
+) -> store.Page:
+    """Record where ``page`` (which skipped ``skip`` users) ended, for the page after it."""
     end = skip + len(page.rows)
     if page.rows and end < tallied.users:
-        positions.remember(url, org.id, tallied.changes, end, page.rows[-1].seq)
-    return dataclasses.replace(page, total=tallied.users)
+        positions.remember(url, org.id, end, tallied.changes, page.rows[-1].seq)
+    return page
 
 
 def _render_users(rows: Sequence[Any], query: Query, extras: Sequence[tuple]) -> list[dict]:
-    """``rows``: users, or result rows of ``_RENDERED`` (what render_user reads of a user)."""
+    """``rows``: users, or result rows of ``_RENDERED`` (what render_user reads of a user),
+    all of one organization."""
+    base = base_url(rows[0].org_id) if rows else ""
     return [
         project(
             render_user(
                 u,
                 (u.manager_id, extra[1]) if u.manager_id is not None else None,
-                [(g[0], g[1]) for g in extra[0]],
+                [(g[0], g[1]) for g in extra[0]] if extra[0] else [],
+                base,
             ),
             d.USER_TYPE,
             query.attributes,
@@ -391,7 +426,7 @@ def query_users(session: Session, org: AuthenticatedOrg, params: Mapping[str, An
     # one query in all.
     return run_query(session, org, params, d.USER_TYPE, User, _render_users,
                      extra_columns=[groups_column(), manager_column()], columns=_RENDERED,
-                     tally=store.user_tally)
+                     tally=store.USER_TALLY)
 
 
 # Okta and Entra look a user up by userName before every create: `GET /Users?filter=userName eq

@@ -8,14 +8,16 @@ the next page, whichever web process serves it, asks for the users after that se
 range scan, the same cost on every page.
 
 A recorded position is exact only while the organization has the users it was recorded from:
-the key carries the organization's count of user inserts and deletes (``store.user_tally``),
-read before the page's rows, so a user added or removed since makes the key miss and the page
-falls back to OFFSET. Redis away: every page uses OFFSET.
+its value carries the organization's count of user inserts and deletes (``store.user_tally``)
+beside the seq. The page reads the count in its own statement; when it differs from the
+recorded one, a user was added or removed since, and the page is read again with OFFSET.
+Redis away: every page uses OFFSET.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 import redis
 
@@ -27,28 +29,38 @@ TTL_SECONDS = 900
 WITHOUT = "import pages skip rows with OFFSET"
 
 
-def _key(org_id: uuid.UUID, changes: int, position: int) -> str:
-    return f"{KEY_PREFIX}{org_id}:{changes}:{position}"
+def _key(org_id: uuid.UUID, position: int) -> str:
+    return f"{KEY_PREFIX}{org_id}:{position}"
 
 
-def seq_before(url: str, org_id: uuid.UUID, changes: int, position: int) -> int | None:
-    """The seq of the user at index ``position`` (1-based) of ``org_id``'s users in insertion
-    order, if a page recorded it while the organization's change count was ``changes``."""
+@dataclass(frozen=True)
+class Position:
+    changes: int  # the organization's count of user inserts and deletes when recorded
+    seq: int  # the seq of the user at the position then
+
+
+def seq_before(url: str, org_id: uuid.UUID, position: int) -> Position | None:
+    """Where the user at index ``position`` (1-based) of ``org_id``'s users in insertion order
+    was when a page recorded it; the caller checks ``changes`` against the current count."""
     if not redisconn.available(url):
         return None
     try:
-        value = redisconn.client(url).get(_key(org_id, changes, position))
+        value = redisconn.client(url).get(_key(org_id, position))
     except redis.RedisError as exc:
         redisconn.failed(url, exc, WITHOUT)
         return None
-    return int(value) if value is not None else None
+    if value is None:
+        return None
+    changes, _, seq = value.partition(b":")
+    return Position(int(changes), int(seq))
 
 
-def remember(url: str, org_id: uuid.UUID, changes: int, position: int, seq: int) -> None:
-    """Record that the user at index ``position`` has ``seq`` (see ``seq_before``)."""
+def remember(url: str, org_id: uuid.UUID, position: int, changes: int, seq: int) -> None:
+    """Record that the user at index ``position`` has ``seq`` while the organization's count of
+    user inserts and deletes is ``changes`` (see ``seq_before``)."""
     if not redisconn.available(url):
         return
     try:
-        redisconn.client(url).set(_key(org_id, changes, position), seq, ex=TTL_SECONDS)
+        redisconn.client(url).set(_key(org_id, position), f"{changes}:{seq}", ex=TTL_SECONDS)
     except redis.RedisError as exc:
         redisconn.failed(url, exc, WITHOUT)

@@ -92,19 +92,24 @@ ManagerRef = tuple[Any, str | None]
 
 
 def render_user(
-    user: User, manager: ManagerRef | None, groups: list[tuple[Any, str]]
+    user: User,
+    manager: ManagerRef | None,
+    groups: list[tuple[Any, str]],
+    base: str | None = None,
 ) -> dict:
     """The user as a SCIM resource. ``manager`` (the resolved manager) adds ``manager.$ref``
     and ``manager.displayName``. ``groups`` (the user's direct groups as
     ``(id, displayName)``, read with the row: ``memberships.groups_column``) fills the
-    read-only ``groups`` attribute."""
+    read-only ``groups`` attribute. ``base``: ``base_url(user.org_id)``, when the caller
+    renders many users of one organization (two proxy reads per user otherwise)."""
     attrs = dict(user.attrs)
     schemas = [d.USER_SCHEMA_ID]
     user_id = str(user.id)
     out: dict[str, Any] = {"schemas": schemas, "id": user_id}
     enterprise = attrs.pop(ENTERPRISE, None)
     out.update(attrs)
-    base = base_url(user.org_id)
+    if base is None:
+        base = base_url(user.org_id)
     if groups:
         out["groups"] = [
             {"value": str(gid), "$ref": f"{base}/Groups/{gid}", "display": name, "type": "direct"}

@@ -88,7 +88,7 @@ def _read_user(user_id: str, *, lock: bool = False) -> tuple[User, Shown]:
     except NotFoundError:
         raise NotFound(f"User {user_id} not found") from None
     manager = (user.manager_id, manager_name) if user.manager_id is not None else None
-    return user, ([(gid, name) for gid, name in groups], manager)
+    return user, ([(gid, name) for gid, name in groups or ()], manager)
 
 
 def _manager_of(user: User, known: users.ManagerRef | None = None) -> users.ManagerRef | None:
