@@ -350,3 +350,25 @@ def test_index_pages_and_their_totals(scim, query, names, total) -> None:
     body = scim.get("/Users", query_string=query).get_json()
     assert [r["userName"].split("@")[0] for r in body["Resources"]] == names
     assert (body["totalResults"], body["itemsPerPage"]) == (total, len(names))
+
+
+@pytest.mark.parametrize("created", ["2026-03-29 01:30:00+02", "2026-03-29 01:30:00.000250+02"])
+def test_pages_and_lookups_render_a_user_as_a_get_by_id_does(app, scim, created):
+    """Pages and lookups read the id and timestamps already written by PostgreSQL
+    (listing._iso_utc); GET by id formats ORM values in Python. The same text either way,
+    whole seconds included (isoformat drops a zero fraction)."""
+    import psycopg
+
+    from tests.conftest import DATABASE_URL
+
+    boss = scim.create_user("iso-boss@example.com")
+    user = scim.create_user("iso@example.com")
+    with psycopg.connect(DATABASE_URL) as conn:
+        conn.execute("UPDATE users SET created = %s, manager_id = %s WHERE id = %s",
+                     (created, boss["id"], user["id"]))
+    by_id = scim.get(f"/Users/{user['id']}").get_json()
+    assert by_id["meta"]["created"] in ("2026-03-28T23:30:00Z", "2026-03-28T23:30:00.000250Z")
+    lookup = scim.get("/Users", query_string={"filter": 'userName eq "iso@example.com"'})
+    (page_user,) = [u for u in scim.get("/Users?startIndex=1&count=10").get_json()["Resources"]
+                    if u["id"] == user["id"]]
+    assert lookup.get_json()["Resources"] == [by_id] and page_user == by_id

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import String, bindparam, func, select
+from sqlalchemy import String, Text, bindparam, case, cast, extract, func, literal_column, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -414,9 +414,28 @@ def _render_users(rows: Sequence[Any], query: Query, extras: Sequence[tuple]) ->
 # What render_user reads of a user: the typed columns beside them (userName, emails, password
 # hash...) are copies of `attrs` kept for indexes and filters, so a page does not load them.
 # Pages and lookups read these as plain rows, not ORM objects (store.search).
+# PostgreSQL writes the ids and timestamps as the response has them: a page of 100 users spent
+# about a tenth of its CPU turning them into UUID and datetime objects and back into text.
+def _text(column: Any) -> Any:
+    return cast(column, Text).label(column.key)
+
+
+def _iso_utc(column: Any) -> Any:
+    """The timestamp as ``users._ts`` writes it: ISO 8601 in UTC with a Z, microseconds only
+    when there are some (as ``datetime.isoformat``)."""
+    utc = func.timezone(literal_column("'UTC'"), column)
+    fraction = case(
+        (extract("microseconds", utc) % 1_000_000 == 0, literal_column("'Z'")),
+        else_=func.to_char(utc, literal_column("'.US\"Z\"'")),
+    )
+    whole = func.to_char(utc, literal_column("'YYYY-MM-DD\"T\"HH24:MI:SS'"))
+    return func.concat(whole, fraction).label(column.key)
+
+
 _RENDERED = (
-    User.id, User.seq, User.org_id, User.attrs, User.manager_id, User.manager_state,
-    User.manager_reason, User.license_state, User.version, User.created, User.last_modified,
+    _text(User.id), User.seq, User.org_id, User.attrs, _text(User.manager_id),
+    User.manager_state, User.manager_reason, User.license_state, User.version,
+    _iso_utc(User.created), _iso_utc(User.last_modified),
 )
 
 

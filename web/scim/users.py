@@ -84,6 +84,9 @@ def location(user: User) -> str:
 
 
 def _ts(value: Any) -> str:
+    """ISO 8601 with a Z; a page's rows carry it already written (listing._iso_utc)."""
+    if type(value) is str:
+        return value
     return value.isoformat().replace("+00:00", "Z")
 
 
