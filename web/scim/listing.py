@@ -448,7 +448,8 @@ def _iso_utc(column: Any) -> Any:
     when there are some (as ``datetime.isoformat``)."""
     utc = func.timezone(literal_column("'UTC'"), column)
     fraction = case(
-        (extract("microseconds", utc) % 1_000_000 == 0, literal_column("'Z'")),
+        (extract("microseconds", utc) % literal_column("1000000") == literal_column("0"),
+         literal_column("'Z'")),
         else_=func.to_char(utc, literal_column("'.US\"Z\"'")),
     )
     whole = func.to_char(utc, literal_column("'YYYY-MM-DD\"T\"HH24:MI:SS'"))
