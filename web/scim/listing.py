@@ -419,17 +419,20 @@ def _render_users(rows: Sequence[Any], query: Query, extras: Sequence[tuple]) ->
     """``rows``: users, or result rows of ``_RENDERED`` (what render_user reads of a user),
     all of one organization."""
     base = base_url(rows[0].org_id) if rows else ""
+    if query.attributes or query.excluded:
+        def shape(resource: dict) -> dict:
+            return project(resource, d.USER_TYPE, query.attributes, query.excluded)
+    else:  # every import page and lookup: project() would find this per user
+        def shape(resource: dict) -> dict:
+            return _project_default(resource, d.USER_TYPE)
     return [
-        project(
+        shape(
             render_user(
                 u,
                 (u.manager_id, extra[1]) if u.manager_id is not None else None,
                 [(g[0], g[1]) for g in extra[0]] if extra[0] else [],
                 base,
-            ),
-            d.USER_TYPE,
-            query.attributes,
-            query.excluded,
+            )
         )
         for u, extra in zip(rows, extras, strict=True)
     ]
