@@ -128,6 +128,14 @@ def test_a_recorded_position_is_used_only_for_the_users_it_was_recorded_from(app
     assert [u["id"] for u in page["Resources"]] == made[2:4]  # stale: OFFSET, exact
 
 
+def test_a_position_that_does_not_parse_is_ignored(scim):
+    made = [scim.create_user(f"odd{i}@example.com")["id"] for i in range(4)]
+    redis.Redis.from_url(REDIS_URL).set(f"wt:pos:{scim.org.id}:2", "not-a-position", ex=60)
+    page = scim.get("/Users?startIndex=3&count=2")
+    assert page.status_code == 200
+    assert [u["id"] for u in page.get_json()["Resources"]] == made[2:4]
+
+
 def test_import_pages_without_redis_use_offset(scim, monkeypatch):
     from web import redisconn
 

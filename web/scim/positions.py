@@ -52,7 +52,10 @@ def seq_before(url: str, org_id: uuid.UUID, position: int) -> Position | None:
     if value is None:
         return None
     changes, _, seq = value.partition(b":")
-    return Position(int(changes), int(seq))
+    try:
+        return Position(int(changes), int(seq))
+    except ValueError:  # not written by ``remember``: as if nothing were recorded
+        return None
 
 
 def remember(url: str, org_id: uuid.UUID, position: int, changes: int, seq: int) -> None:
