@@ -37,7 +37,8 @@ class User(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     # Insertion order: the stable sort for index pagination and the key for cursors.
-    seq: Mapped[int] = mapped_column(BigInteger, Identity(), unique=True)
+    # Unique as an identity; indexed only behind org_id (migration 0009).
+    seq: Mapped[int] = mapped_column(BigInteger, Identity())
     org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     user_name: Mapped[str] = mapped_column(Text)
     external_id: Mapped[str | None] = mapped_column(Text)
