@@ -26,7 +26,8 @@ class Group(Base):
     __tablename__ = "groups"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    seq: Mapped[int] = mapped_column(BigInteger, Identity(), unique=True)
+    # Unique as an identity; indexed only behind org_id (migration 0009).
+    seq: Mapped[int] = mapped_column(BigInteger, Identity())
     org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     display_name: Mapped[str] = mapped_column(Text)
     external_id: Mapped[str | None] = mapped_column(Text)
@@ -62,8 +63,9 @@ class Membership(Base):
     member_group_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("groups.id", ondelete="CASCADE")
     )
-    # Insertion order: members are listed (and paged) in this order.
-    seq: Mapped[int] = mapped_column(BigInteger, Identity(), unique=True)
+    # Insertion order: members are listed (and paged) in this order. Unique as an identity;
+    # indexed only behind group_id (migration 0009).
+    seq: Mapped[int] = mapped_column(BigInteger, Identity())
 
     __table_args__ = (
         Index("ix_memberships_user_id", "user_id"),

@@ -221,11 +221,15 @@ def test_a_long_transaction_of_single_row_inserts_keeps_the_tally_small(app, org
     assert _tally(app, org.id) == store.Tally(3000, 3000) == store.Tally(_counted(org.id), 3000)
 
 
-def test_users_are_walked_in_seq_order_only_within_an_organization():
+def test_seq_is_indexed_only_behind_its_owner(app):
     """Migration 0009: an index on seq alone let PostgreSQL read every earlier organization's
-    users to find the first page of a later one (its statistics assume them interleaved)."""
+    users (or group's members) to find the first page of a later one: its statistics assume
+    them interleaved."""
     with psycopg.connect(DATABASE_URL) as conn:
         defs = [r[0] for r in conn.execute(
-            "SELECT indexdef FROM pg_indexes WHERE tablename = 'users'")]
-    assert [d for d in defs if "(org_id, seq)" in d]
+            "SELECT indexdef FROM pg_indexes"
+            " WHERE tablename IN ('users', 'groups', 'memberships')")]
+    for owner in ("users USING btree (org_id, seq)", "groups USING btree (org_id, seq)",
+                  "memberships USING btree (group_id, seq)"):
+        assert [d for d in defs if owner in d], owner
     assert not [d for d in defs if d.endswith("(seq)")], defs
