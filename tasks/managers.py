@@ -14,7 +14,7 @@ import logging
 import uuid
 
 from celery import Task, shared_task
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from models import managers as m
@@ -120,8 +120,10 @@ def sweep_pending(limit: int = SWEEP_BATCH) -> int:
         rows = session.execute(
             select(User.org_id, User.id)
             .where(
-                m.IS_PENDING
-                | ((User.manager_state == "invalid") & (User.manager_reason == m.CYCLE))
+                or_(
+                    m.IS_PENDING,
+                    (User.manager_state == "invalid") & (User.manager_reason == m.CYCLE),
+                )
             )
             .order_by(User.org_id, User.last_modified)
             .limit(limit)

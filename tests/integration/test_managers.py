@@ -194,3 +194,24 @@ def test_a_row_held_by_a_write_is_skipped_then_resolved(wscim: ScimClient, worke
         writer.rollback()
         writer.close()
     wait_state(wscim, held["id"], "resolved")
+
+
+def test_the_sweep_resolves_what_events_missed(wscim: ScimClient, worker_app) -> None:
+    """The periodic sweep (beat: tasks.managers.sweep) re-resolves pending references: here a
+    manager's externalId written straight into the database, which no job follows."""
+    from sqlalchemy import text
+
+    from tasks.managers import sweep_pending
+
+    boss = new_user(wscim, "boss")
+    emp = new_user(wscim, "emp", manager="sweep-ext")
+    wait_until(lambda: all_jobs_settled(worker_app, wscim.org.id), timeout=20)
+    assert state(wscim, emp["id"])["managerState"] == "pending"
+    with worker_app.extensions["db.sessions"]() as session:
+        session.execute(text("UPDATE users SET external_id = 'sweep-ext' WHERE id = :id"),
+                        {"id": boss["id"]})
+        session.commit()
+    with worker_app.app_context():
+        assert sweep_pending() >= 1
+    assert state(wscim, emp["id"])["managerState"] == "resolved"
+    assert state(wscim, emp["id"])["manager"]["value"] == "sweep-ext"
