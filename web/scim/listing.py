@@ -395,7 +395,7 @@ def _users_after(
 @functools.cache
 def _after_statement() -> Any:
     """Built once, like ``_by_user_name``: building a page's statement and its cache key anew
-    was a tenth of an import page's CPU."""
+    was a sixth of an import page's instructions."""
     org_id = bindparam("org_id")
     return (
         select(*_RENDERED, *_user_extras(), *store.user_tally_columns(org_id))
