@@ -296,7 +296,7 @@ def send_one(
                 event,
                 **_context(session, template, org, recipient, subject),
             )
-            mailer.send(msg)
+            mailer.send(msg, recipient.email)
             outcome = state = "sent"
             address = recipient.email
             log.info("mail %s for job %s sent", template, job_id)

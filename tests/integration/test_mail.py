@@ -3,6 +3,8 @@ while SMTP is down, dropped with a reason when its user went away first."""
 
 from __future__ import annotations
 
+from email.utils import parseaddr
+
 import pytest
 
 from tests.conftest import ScimClient, make_org
@@ -188,6 +190,11 @@ def test_welcome_mails_in_batches_exactly_once_and_a_refused_one_apart(
     assert [j.payload["event"] for j in failed] == [f"welcome:{_id(scim, refused)}"]
     time.sleep(1)
     assert all(len(smtp_server.to(n)) == 1 for n in others)
+    # The envelope (given to smtplib, not parsed back from the headers): MAIL_FROM's address,
+    # and the user as the one recipient, as the headers say.
+    sent = [m for n in others for m in smtp_server.to(n)]
+    assert {m.mail_from for m in sent} == {parseaddr(worker_app.config["MAIL_FROM"])[1]}
+    assert all(m.rcpt_tos == [m.message["To"]] for m in sent)
     batched = [j for j in jobs_of(worker_app, org.id, KIND_MAIL)
                if (j.result or {}).get("batched_with")]
     assert len(batched) >= 40, len(batched)
