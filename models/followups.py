@@ -9,6 +9,10 @@ kinds and their tasks are mapped in tasks/outbox.py.
 
 from __future__ import annotations
 
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from models import managers, memberships
@@ -39,6 +43,16 @@ def _job(session: Session, user: User, kind: str, key: str, **payload: object) -
     )
 
 
+def org_is_paid(db: Session | Connection, org_id: uuid.UUID) -> bool:
+    return db.execute(select(Organization.plan).where(Organization.id == org_id)).scalar() == "paid"
+
+
+def created_kinds(*, paid: bool, active: bool) -> list[str]:
+    """The coalesced jobs a new user needs (models/store.py writes them with the row)."""
+    # Always the manager pass: the new user may be the manager pending references wait for.
+    return [KIND_MANAGERS_ORG, *([KIND_LICENSE_CHECK] if paid and active else [])]
+
+
 def user_written(
     session: Session,
     user: User,
@@ -46,25 +60,15 @@ def user_written(
     event: str,
     previous: dict | None = None,
     paid: bool | None = None,
-    maybe_named: bool | None = None,
 ) -> list[int]:
-    """``event`` is "created", "updated" or "deleted"; ``previous`` the columns before an update
-    (None on create); ``paid`` whether the organization is on the paid plan, if the caller
-    knows (else it is read); ``maybe_named`` whether a pending group member may name the
-    user, if the caller read it (``memberships.PENDING_NAMING_NEW_ROW``). Returns the ids of
-    jobs written."""
+    """``event`` is "updated" or "deleted" (a create writes ``created_kinds`` with its row);
+    ``previous`` the columns before an update; ``paid`` whether the organization is on the
+    paid plan, if the caller knows (else it is read). Returns the ids of jobs written."""
     if paid is None:
-        org = session.get(Organization, user.org_id)
-        paid = org is not None and org.plan == "paid"
+        paid = org_is_paid(session, user.org_id)
     version = str(user.version)
     ids: list[int | None] = []
-    if event == "created":
-        # Always: the new user may be the manager that pending references are waiting for.
-        kinds = [KIND_MANAGERS_ORG]
-        if paid and user.active:
-            kinds.append(KIND_LICENSE_CHECK)
-        ids.extend(enqueue_coalesced(session, user.org_id, *kinds))
-    elif event == "updated":
+    if event == "updated":
         prev = previous or {}
         ids_changed = any(prev.get(col) != getattr(user, col) for col in ID_LIKE)
         if ids_changed:
@@ -87,7 +91,5 @@ def user_written(
         if paid:
             ids.extend(enqueue_coalesced(session, user.org_id, KIND_LICENSE_CHECK))
     # Pending group members naming this user (one indexed EXISTS; a job only if any).
-    ids.extend(memberships.pending_followups(
-        session, user, event=event, previous=previous, maybe_named=maybe_named
-    ))
+    ids.extend(memberships.pending_followups(session, user, event=event, previous=previous))
     return [i for i in ids if i is not None]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -111,21 +112,23 @@ def pending_ids(session: Session, limit: int = 500) -> list[int]:
 COALESCED_SUFFIX = ":next"
 
 # Each key's shared lock is taken (the aggregate reads every row of `joined`) before any row
-# is inserted.
-_COALESCED_INSERT = text(
-    """
-    WITH joined AS (
+# is inserted. Two CTEs (`joined`, `coalesced`: the jobs this statement created, as (id, kind)),
+# so that a write can join its jobs in its own statement (models/store.py: a create).
+COALESCED_CTES = """
+    joined AS (
         SELECT pg_advisory_xact_lock_shared(k) FROM unnest(CAST(:lock_keys AS bigint[])) AS k
-    )
-    INSERT INTO jobs (org_id, kind, dedup_key, payload, state, attempts, progress_done,
-                      progress_total, created, updated)
-    SELECT :org_id, t.kind, t.key, '{}'::jsonb, 'pending', 0, 0, 0, now(), now()
-    FROM unnest(CAST(:kinds AS text[]), CAST(:keys AS text[])) AS t(kind, key)
-    CROSS JOIN (SELECT count(*) FROM joined) AS locked
-    ON CONFLICT (dedup_key) DO NOTHING
-    RETURNING id, kind
-    """
-)
+    ),
+    coalesced AS (
+        INSERT INTO jobs (org_id, kind, dedup_key, payload, state, attempts, progress_done,
+                          progress_total, created, updated)
+        SELECT :org_id, t.kind, t.key, '{}'::jsonb, 'pending', 0, 0, 0, now(), now()
+        FROM unnest(CAST(:kinds AS text[]), CAST(:keys AS text[])) AS t(kind, key)
+        CROSS JOIN (SELECT count(*) FROM joined) AS locked
+        ON CONFLICT (dedup_key) DO NOTHING
+        RETURNING id, kind
+    )"""
+# Constant fragments only (no value is ever formatted into SQL here): hence the noqa.
+_COALESCED_INSERT = text(f"WITH {COALESCED_CTES} SELECT id, kind FROM coalesced")  # noqa: S608
 
 
 def coalesced_key(kind: str, org_id: uuid.UUID) -> str:
@@ -136,18 +139,25 @@ def _lock_key(dedup_key: str) -> int:
     return int.from_bytes(hashlib.sha256(dedup_key.encode()).digest()[:8], "big", signed=True)
 
 
+def coalesced_params(org_id: uuid.UUID, kinds: Sequence[str]) -> dict[str, object]:
+    """The parameters of COALESCED_CTES for ``kinds`` of the organization."""
+    keys = [coalesced_key(kind, org_id) for kind in kinds]
+    return {"lock_keys": [_lock_key(k) for k in keys], "org_id": org_id, "kinds": list(kinds),
+            "keys": keys}
+
+
+def remember(session: Session, written: Iterable[tuple[int, str]]) -> None:
+    """Note (job id, kind) pairs a statement of the session wrote, for publishing."""
+    for job_id, kind in written:
+        _remember(session, [job_id], kind)
+
+
 def enqueue_coalesced(session: Session, org_id: uuid.UUID, *kinds: str) -> list[int]:
     """Make sure a job of each of ``kinds`` for the organization is waiting and will see this
     write (one statement for all); return the ids of the jobs this call created (the caller
     publishes them); a kind whose job was waiting already gives none."""
-    keys = [coalesced_key(kind, org_id) for kind in kinds]
-    rows = session.execute(
-        _COALESCED_INSERT,
-        {"lock_keys": [_lock_key(k) for k in keys], "org_id": org_id, "kinds": list(kinds),
-         "keys": keys},
-    ).all()
-    for job_id, kind in rows:
-        _remember(session, [job_id], kind)
+    rows = session.execute(_COALESCED_INSERT, coalesced_params(org_id, kinds)).all()
+    remember(session, rows)
     return [job_id for job_id, _ in rows]
 
 

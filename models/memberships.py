@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Row, exists, func, literal_column, select, text, update
+from sqlalchemy import Row, exists, func, select, text, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session, aliased
 
@@ -341,10 +341,9 @@ _PENDING_NAMING = text(
 )
 
 
-# ``has_pending_for``'s first query as an expression over the users row being written: a
-# create's INSERT returns it (RETURNING sees the new row as ``users``), so the create need not
-# ask again. Text, like _PENDING_NAMING: SQLAlchemy would add ``users`` to the subquery's FROM.
-PENDING_NAMING_NEW_ROW = literal_column(
+# ``has_pending_for``'s first query as SQL over the users row being written: a create's
+# INSERT returns it (RETURNING sees the new row as ``users``; models/store.py).
+PENDING_NAMING_NEW_ROW = (
     "EXISTS (SELECT 1 FROM memberships m WHERE m.org_id = users.org_id"
     " AND m.user_id IS NULL AND m.member_group_id IS NULL"
     " AND m.member_value IN (users.id::text, users.external_id))"
@@ -397,20 +396,19 @@ def pending_followups(
     *,
     event: str,
     previous: dict | None = None,
-    maybe_named: bool | None = None,
 ) -> list[int]:
     """The ``groups.resolve_members`` job a user write needs, if any; returns job ids.
 
     Meant to be called from ``models.followups.user_written`` (same arguments). A job is
     written only when a pending member names the user (one indexed EXISTS), on create and
-    when the externalId changes. ``maybe_named``: PENDING_NAMING_NEW_ROW as the caller read it
-    (False skips the query).
+    when the externalId changes. (A create through models/store.py writes it in its own
+    statement, from PENDING_NAMING_NEW_ROW.)
     """
     if event == "deleted":
         return []
     if event == "updated" and (previous or {}).get("external_id") == user.external_id:
         return []
-    if maybe_named is False or not has_pending_for(session, user):
+    if not has_pending_for(session, user):
         return []
     job_id = jobs.enqueue(
         session,

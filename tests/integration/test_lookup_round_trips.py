@@ -1,11 +1,11 @@
 """An IdP's lookup by userName is one database statement: no transaction around it (autocommit
 read on a plain connection, no ORM session), the token from the auth cache, the user's groups
-and manager from the same query. Its create is two: the INSERT, which also says whether a
-pending group member names the new user, and the organization's follow-up jobs."""
+and manager from the same query. Its create is one too: the INSERT with the organization's
+follow-up jobs (and a pending group member's, if one may name the new user), in autocommit."""
 
 from __future__ import annotations
 
-from sqlalchemy import event, update
+from sqlalchemy import event, select, update
 
 from models.user import User
 
@@ -56,11 +56,13 @@ def test_lookup_by_user_name_is_one_statement_with_groups_and_manager(client, ap
     assert [g["display"] for g in user["groups"]] == ["Eng"]
 
 
-def _request_statements(app, call):  # type: ignore[no-untyped-def]
+def _request_statements(app, call, autocommit: list[bool] | None = None):  # type: ignore[no-untyped-def]
     statements: list[str] = []
 
-    def _statement(_conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
+    def _statement(conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
         statements.append(statement)
+        if autocommit is not None:
+            autocommit.append(conn.connection.dbapi_connection.autocommit)
 
     engine = app.extensions["db.engine"]
     event.listen(engine, "before_cursor_execute", _statement)
@@ -69,18 +71,32 @@ def _request_statements(app, call):  # type: ignore[no-untyped-def]
     finally:
         event.remove(engine, "before_cursor_execute", _statement)
     audit = ("synchronous_commit", "audit_events", "last_used")
-    return response, [s for s in statements if not any(a in s for a in audit)]
+    keep = [i for i, s in enumerate(statements) if not any(a in s for a in audit)]
+    if autocommit is not None:
+        autocommit[:] = [autocommit[i] for i in keep]
+    return response, [statements[i] for i in keep]
 
 
-def test_create_is_the_insert_and_the_followup_jobs(app, scim):
+def test_create_is_one_statement_with_its_followup_jobs(app, scim):
+    from models.outbox import Job
+
     scim.get("/Users")  # the token is now cached
     body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
             "userName": "new@example.com", "externalId": "ext-new"}
-    created, statements = _request_statements(app, lambda: scim.post("/Users", body))
+    autocommit: list[bool] = []
+    created, statements = _request_statements(app, lambda: scim.post("/Users", body),
+                                              autocommit)
     assert created.status_code == 201
-    assert len(statements) == 2, statements
-    assert statements[0].startswith("INSERT INTO users") and "memberships" in statements[0]
-    assert "INSERT INTO jobs" in statements[1]
+    assert len(statements) == 1, statements
+    assert "INSERT INTO users" in statements[0] and "INSERT INTO jobs" in statements[0]
+    assert autocommit == [True]  # no BEGIN, no COMMIT: the statement is the transaction
+    with app.extensions["db.sessions"]() as session:
+        kinds = set(session.scalars(select(Job.kind).where(Job.org_id == scim.org.id)))
+    assert {"managers.resolve_org", "licenses.check"} <= kinds
+
+    again, statements = _request_statements(app, lambda: scim.post("/Users", body))
+    assert again.status_code == 409 and again.get_json()["scimType"] == "uniqueness"
+    assert len(statements) == 1, statements
 
 
 def test_an_import_page_is_one_statement_with_its_total(app, scim):

@@ -75,7 +75,14 @@ def authenticate(session: Callable[[], Session], org_id: str) -> AuthenticatedOr
         # The generation is read before the token: a change committed after this read
         # renews it, so an entry cached from a stale read is never taken for current.
         url = current_app.config["RATE_LIMIT_REDIS_URL"]
-        org = _load(session(), key, raw, ratelimit.generation(org_uuid, url))
+        db = session()
+        try:
+            org = _load(db, key, raw, ratelimit.generation(org_uuid, url))
+        finally:
+            # Nothing read here is kept: the connection goes back to the pool, so a request
+            # that goes on with one statement on its autocommit connection (a lookup, a
+            # create) never holds two (sixteen threads of one process then starved its pool).
+            db.close()
         if cached is not None and _rate(cached) != _rate(org):
             admission = None  # taken at the old rate: take it again at the new one
     ctx = g._get_current_object()  # once: a proxy access costs ~1-2 µs

@@ -11,7 +11,7 @@ from models import store
 from models.errors import DuplicateError, NotFoundError, VersionConflict
 from models.memberships import groups_column, manager_column
 from models.user import User
-from web.database import read_connection, session
+from web.database import autocommit_connection, session
 from web.scim import definitions as d
 from web.scim import discovery, listing, users
 from web.scim.auth import authenticate
@@ -53,15 +53,21 @@ def _authenticate() -> None:
 
 
 def _commit(job_ids: list[int]) -> None:
-    """Commit, then publish the follow-up jobs the transaction wrote (never fails the request:
-    what cannot be published now is left pending for the outbox sweep)."""
+    """Commit, then publish the follow-up jobs the transaction wrote."""
+    from models.jobs import ENQUEUED_KINDS
+
     db_session = session()
     db_session.commit()
+    _publish(job_ids, db_session.info.pop(ENQUEUED_KINDS, None))
+
+
+def _publish(job_ids: list[int], kinds: dict[int, str] | None) -> None:
+    """Publish committed follow-up jobs (never fails the request: what cannot be published
+    now is left pending for the outbox sweep)."""
     if job_ids:
-        from models.jobs import ENQUEUED_KINDS
         from tasks.outbox import publish
 
-        publish(job_ids, db_session.info.pop(ENQUEUED_KINDS, None))
+        publish(job_ids, kinds)
 
 
 def _paid() -> bool:
@@ -129,13 +135,15 @@ def _user_response(user: User, shown: Shown, status: int = 200) -> Response:
 def create_user() -> Response:
     attrs, password = users.parse_user_body(json_body())
     try:
+        # One statement (the row and its follow-up jobs), committed as it runs.
         result = store.create_user(
-            session(), g.org.id, attrs, users.password_hash_for(password), paid=_paid()
+            autocommit_connection(), g.org.id, attrs, users.password_hash_for(password),
+            paid=_paid(),
         )
     except DuplicateError as exc:
         raise Uniqueness(str(exc)) from None
     g.resource_id = str(result.user.id)
-    _commit(result.job_ids)
+    _publish(result.job_ids, result.job_kinds)
     # A new user has no groups yet (pending memberships are linked later, by the worker).
     return _user_response(result.user, ([], None), 201)
 
@@ -153,7 +161,7 @@ def get_user(user_id: str) -> Response:
 def list_users() -> Response:
     user_name = listing.user_name_lookup(request.args)
     if user_name is not None:  # an IdP's lookup before a create: one Core statement
-        return scim_response(listing.lookup_user_name(read_connection(), g.org, user_name))
+        return scim_response(listing.lookup_user_name(autocommit_connection(), g.org, user_name))
     return scim_response(listing.query_users(session(), g.org, request.args))
 
 
