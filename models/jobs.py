@@ -113,22 +113,26 @@ COALESCED_SUFFIX = ":next"
 
 # Each key's shared lock is taken (the aggregate reads every row of `joined`) before any row
 # is inserted. Two CTEs (`joined`, `coalesced`: the jobs this statement created, as (id, kind)),
-# so that a write can join its jobs in its own statement (models/store.py: a create).
-COALESCED_CTES = """
+# so that a write can join its jobs in its own statement (models/store.py); ``guard``, an SQL
+# condition the jobs are written under (an UPDATE's: only if it matched its row).
+def coalesced_ctes(guard: str = "true") -> str:
+    return f"""
     joined AS (
         SELECT pg_advisory_xact_lock_shared(k) FROM unnest(CAST(:lock_keys AS bigint[])) AS k
     ),
     coalesced AS (
         INSERT INTO jobs (org_id, kind, dedup_key, payload, state, attempts, progress_done,
                           progress_total, created, updated)
-        SELECT :org_id, t.kind, t.key, '{}'::jsonb, 'pending', 0, 0, 0, now(), now()
+        SELECT :org_id, t.kind, t.key, '{{}}'::jsonb, 'pending', 0, 0, 0, now(), now()
         FROM unnest(CAST(:kinds AS text[]), CAST(:keys AS text[])) AS t(kind, key)
         CROSS JOIN (SELECT count(*) FROM joined) AS locked
+        WHERE {guard}
         ON CONFLICT (dedup_key) DO NOTHING
         RETURNING id, kind
-    )"""
-# Constant fragments only (no value is ever formatted into SQL here): hence the noqa.
-_COALESCED_INSERT = text(f"WITH {COALESCED_CTES} SELECT id, kind FROM coalesced")  # noqa: S608
+    )"""  # noqa: S608 (constant fragments only, as everywhere below)
+
+
+_COALESCED_INSERT = text(f"WITH {coalesced_ctes()} SELECT id, kind FROM coalesced")  # noqa: S608
 
 
 def coalesced_key(kind: str, org_id: uuid.UUID) -> str:

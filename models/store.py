@@ -7,12 +7,14 @@ the same transaction. It never commits: the caller owns the transaction.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     bindparam,
     column,
@@ -20,7 +22,6 @@ from sqlalchemy import (
     select,
     table,
     text,
-    update,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -85,7 +86,7 @@ _CREATE_COLUMNS = tuple(c.name for c in _USERS.c if c.name != "seq")
 # jobs written, as [[id, kind], ...]. Constant fragments only: hence the noqa.
 _CREATE_USER = text(
     f"""
-    WITH {jobs.COALESCED_CTES},
+    WITH {jobs.coalesced_ctes()},
     new_user AS (
         INSERT INTO users ({", ".join(_CREATE_COLUMNS)})
         VALUES ({", ".join(f":{name}" for name in _CREATE_COLUMNS)})
@@ -105,13 +106,59 @@ _CREATE_USER = text(
     FROM new_user
     """  # noqa: S608
 ).bindparams(*(bindparam(name, type_=_USERS.c[name].type) for name in _CREATE_COLUMNS))
-# The SET clause comes from the parameters of each execution (the columns a write changes);
-# the version check is in the WHERE, so two writers from the same read cannot both succeed.
-_UPDATE_USER = (
-    update(_USERS)
-    .where(_USERS.c.id == bindparam("_id"), _USERS.c.version == bindparam("_read_version"))
-    .values(version=_USERS.c.version + 1)
-    .returning(*_USERS.c)
+# The columns an update derives from the attributes (besides attrs itself).
+_DERIVED = tuple(user_columns({"userName": ""}))
+# An update is one statement too: the row, with its version checked in the WHERE (two writers
+# from the same read cannot both succeed: the second matches nothing, and writes no job), and
+# the jobs models/followups.py decided for it. A new manager reference clears the resolved
+# one; a password hash is replaced only when a new one is given. Its result: the row as
+# written, and the jobs written as [[id, kind], ...] (``written_jobs``).
+_UPDATE_USER = text(
+    f"""
+    WITH updated AS (
+        UPDATE users SET
+            {", ".join(f"{name} = :{name}" for name in _DERIVED)},
+            attrs = :attrs, last_modified = :last_modified, version = version + 1,
+            manager_state = CASE WHEN :manager_changed THEN :manager_state
+                                 ELSE manager_state END,
+            manager_id = CASE WHEN :manager_changed THEN NULL ELSE manager_id END,
+            manager_reason = CASE WHEN :manager_changed THEN NULL ELSE manager_reason END,
+            password_hash = coalesce(:password_hash, password_hash)
+        WHERE id = :id AND version = :read_version
+        RETURNING *
+    ),
+    {jobs.coalesced_ctes(guard="EXISTS (SELECT 1 FROM updated)")},
+    singles AS (
+        INSERT INTO jobs (org_id, kind, dedup_key, subject_id, payload, state, attempts,
+                          progress_done, progress_total, created, updated)
+        SELECT :org_id, t.kind, t.key, CAST(:id AS text), t.payload, 'pending', 0, 0, 0,
+               now(), now()
+        FROM unnest(CAST(:single_kinds AS text[]), CAST(:single_keys AS text[]),
+                    CAST(:single_payloads AS jsonb[])) AS t(kind, key, payload)
+        WHERE EXISTS (SELECT 1 FROM updated)
+        ON CONFLICT (dedup_key) DO NOTHING
+        RETURNING id, kind
+    ),
+    resolve AS (
+        INSERT INTO jobs (org_id, kind, dedup_key, subject_id, payload, state, attempts,
+                          progress_done, progress_total, created, updated)
+        SELECT :org_id, :resolve_kind, :resolve_key, CAST(:id AS text), '{{}}'::jsonb,
+               'pending', 0, 0, 0, now(), now()
+        FROM updated AS users
+        WHERE :check_pending AND {memberships.PENDING_NAMING_NEW_ROW}
+        ON CONFLICT (dedup_key) DO NOTHING
+        RETURNING id, kind
+    )
+    SELECT updated.*, (
+        SELECT coalesce(json_agg(json_build_array(id, kind)), '[]') FROM (
+            SELECT * FROM coalesced UNION ALL SELECT * FROM singles UNION ALL SELECT * FROM resolve
+        ) AS written
+    ) AS written_jobs
+    FROM updated
+    """  # noqa: S608
+).bindparams(
+    *(bindparam(name, type_=_USERS.c[name].type) for name in (*_DERIVED, "attrs")),
+    bindparam("manager_changed", type_=Boolean), bindparam("check_pending", type_=Boolean),
 )
 
 
@@ -229,7 +276,7 @@ def _user_row(extra_columns: Sequence[Any], lock: bool) -> Any:
 
 
 def replace_user(
-    session: Session,
+    db: Session,
     user: User,
     attrs: dict,
     *,
@@ -237,7 +284,9 @@ def replace_user(
     expected_version: int | None = None,
     paid: bool | None = None,
 ) -> WriteResult:
-    """Store ``attrs`` as the user's new attributes (and a new password hash if given).
+    """Store ``attrs`` as the user's new attributes (and a new password hash if given), with
+    the write's follow-up jobs, in one statement. ``db``: a session in a transaction, or one
+    in autocommit (the statement commits on its own).
 
     A write that changes nothing is not a write: version, lastModified and follow-ups stay.
     ``expected_version`` (default: the version read) is checked in the UPDATE itself, so two
@@ -246,30 +295,33 @@ def replace_user(
     read_version = user.version if expected_version is None else expected_version
     if attrs == user.attrs and password_hash is None:
         return WriteResult(user, False, [])
-    previous = {
-        "active": user.active,
-        "manager_value": user.manager_value,
-        "user_name": user.user_name,
-        "external_id": user.external_id,
-        "employee_number": user.employee_number,
-        "primary_email": user.primary_email,
-    }
     columns = user_columns(attrs)
-    values: dict[str, Any] = {
+    if paid is None:
+        paid = followups.org_is_paid(db, user.org_id)
+    planned = followups.updated_jobs(
+        user.id, {name: getattr(user, name) for name in _DERIVED}, columns,
+        version=read_version + 1, paid=paid,
+    )
+    manager_changed = columns["manager_value"] != user.manager_value
+    params = {
         **columns,
         "attrs": attrs,
         "last_modified": utcnow(),
+        "manager_changed": manager_changed,
+        "manager_state": "pending" if columns["manager_value"] else "none",
+        "password_hash": password_hash,
+        "id": user.id,
+        "read_version": read_version,
+        **jobs.coalesced_params(user.org_id, planned.coalesced),
+        "single_kinds": [kind for kind, _, _ in planned.singles],
+        "single_keys": [key for _, key, _ in planned.singles],
+        "single_payloads": [json.dumps(payload) for _, _, payload in planned.singles],
+        "check_pending": planned.check_pending,
+        "resolve_kind": memberships.RESOLVE_KIND,
+        "resolve_key": f"{memberships.RESOLVE_KIND}:{user.id}:{read_version + 1}",
     }
-    if columns["manager_value"] != user.manager_value:
-        values["manager_state"] = "pending" if columns["manager_value"] else "none"
-        values["manager_id"] = None
-        values["manager_reason"] = None
-    if password_hash is not None:
-        values["password_hash"] = password_hash
     try:
-        row = session.execute(
-            _UPDATE_USER, {**values, "_id": user.id, "_read_version": read_version}
-        ).first()
+        row = db.execute(_UPDATE_USER, params).first()
     except IntegrityError as exc:
         if _is_unique_violation(exc):
             raise DuplicateError(f"userName '{attrs['userName']}' is already taken") from None
@@ -279,14 +331,19 @@ def replace_user(
     # The row as written (with what the worker may have changed since the read) becomes the
     # object's loaded state: a Core UPDATE skips the ORM's bulk-update machinery, which was a
     # fifth of a PATCH's CPU.
-    for key, value in row._mapping.items():
-        set_committed_value(user, key, value)
-    job_ids = followups.user_written(session, user, event="updated", previous=previous, paid=paid)
-    return WriteResult(user, True, job_ids)
+    written = row._mapping
+    for key in _USERS.c.keys():
+        set_committed_value(user, key, written[key])
+    job_kinds = {
+        int(job_id): kind for job_id, kind in written["written_jobs"]
+        if kind not in followups.UNPUBLISHED
+    }
+    jobs.remember(db, job_kinds.items())
+    return WriteResult(user, True, list(job_kinds), job_kinds)
 
 
 def delete_user(session: Session, user: User, *, paid: bool | None = None) -> list[int]:
-    job_ids = followups.user_written(session, user, event="deleted", paid=paid)
+    job_ids = followups.user_deleted(session, user, paid=paid)
     session.delete(user)
     session.flush()
     return job_ids

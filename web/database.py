@@ -53,10 +53,20 @@ def autocommit_connection() -> Connection:
     return found
 
 
+def autocommit_session() -> Session:
+    """The current request's ORM session in autocommit: for a write that is one statement
+    after its reads (a user's PATCH or PUT), with no BEGIN and no COMMIT round trip."""
+    ctx = g._get_current_object()
+    found = ctx.get("db_autocommit_session")
+    if found is None:
+        found = ctx.db_autocommit_session = current_app.extensions["db.read_sessions"]()
+    return found
+
+
 def release(ctx: _AppCtxGlobals) -> None:
     """Give the request's (or task's) session and read connection back to the pool; ``ctx``
     is ``g``'s object."""
-    for name in ("db_session", "db_autocommit_connection"):
+    for name in ("db_session", "db_autocommit_session", "db_autocommit_connection"):
         held = ctx.pop(name, None)
         if held is not None:
             held.close()

@@ -120,3 +120,59 @@ def test_an_import_page_is_one_statement_with_its_total(app, scim):
     past_the_end, statements = _request_statements(
         app, lambda: scim.get("/Users?startIndex=9&count=2"))
     assert past_the_end.get_json()["totalResults"] == 4 and len(statements) == 2, statements
+
+
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+
+
+def test_patch_is_a_read_and_one_write_in_autocommit(app, scim):
+    """Entra's deactivation: the read, then one statement that updates the row and writes the
+    notice and the organization's jobs; no BEGIN, no COMMIT."""
+    from models.outbox import Job
+
+    user = scim.create_user("toggle@example.com")
+    scim.get("/Users")  # the token is now cached
+    body = {"schemas": [PATCH_OP],
+            "Operations": [{"op": "Replace", "path": "active", "value": "False"}]}
+    autocommit: list[bool] = []
+    patched, statements = _request_statements(
+        app, lambda: scim.patch(f"/Users/{user['id']}", body), autocommit)
+    assert patched.status_code == 200 and patched.get_json()["active"] is False
+    assert len(statements) == 2, statements
+    assert "UPDATE users" in statements[1] and "INSERT INTO jobs" in statements[1]
+    assert autocommit == [True, True]
+    assert patched.headers["ETag"] == 'W/"2"'
+    with app.extensions["db.sessions"]() as session:
+        kinds = set(session.scalars(select(Job.kind).where(Job.org_id == scim.org.id)))
+    assert {"mail.deactivated", "mail.deactivated_org", "licenses.check"} <= kinds
+
+
+def test_an_update_that_lost_its_race_writes_no_job(app, scim):
+    """The version check is in the UPDATE's WHERE, and the jobs are written only if it
+    matched: a writer that read version 1 after another wrote version 2 changes nothing."""
+    import uuid
+
+    from models import store
+    from models.errors import VersionConflict
+    from models.outbox import Job
+
+    created = scim.create_user("racer@example.com")
+    sessions = app.extensions["db.read_sessions"]  # autocommit, as a PATCH's write
+    with sessions() as session:
+        stale = session.get(User, uuid.UUID(created["id"]))
+        assert stale.version == 1
+        put = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+               "userName": "racer@example.com", "displayName": "Won the race"}
+        assert scim.put(f"/Users/{created['id']}", put).status_code == 200
+        with app.app_context():
+            try:
+                store.replace_user(session, stale, {**stale.attrs, "active": False}, paid=True)
+            except VersionConflict:
+                pass
+            else:
+                raise AssertionError("a write from a stale read succeeded")
+    with app.extensions["db.sessions"]() as session:
+        kinds = set(session.scalars(select(Job.kind).where(Job.org_id == scim.org.id)))
+        row = session.get(User, uuid.UUID(created["id"]))
+        assert row.active is True and row.version == 2
+    assert not kinds & {"mail.deactivated", "mail.deactivated_org"}

@@ -6,12 +6,13 @@ import uuid
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
+from sqlalchemy.orm import Session
 
 from models import store
 from models.errors import DuplicateError, NotFoundError, VersionConflict
 from models.memberships import groups_column, manager_column
 from models.user import User
-from web.database import autocommit_connection, session
+from web.database import autocommit_connection, autocommit_session, session
 from web.scim import definitions as d
 from web.scim import discovery, listing, users
 from web.scim.auth import authenticate
@@ -84,11 +85,14 @@ def _get_user(user_id: str, *, lock: bool = False) -> User:
 Shown = tuple[list[tuple[Any, str]], users.ManagerRef | None]
 
 
-def _read_user(user_id: str, *, lock: bool = False) -> tuple[User, Shown]:
-    """The user, its groups and its manager's name, in one query."""
+def _read_user(
+    user_id: str, *, lock: bool = False, db: Session | None = None
+) -> tuple[User, Shown]:
+    """The user, its groups and its manager's name, in one query (on ``db``, by default the
+    request's session)."""
     try:
         user, groups, manager_name = store.get_user_row(
-            session(), g.org.id, user_id, lock=lock,
+            db or session(), g.org.id, user_id, lock=lock,
             extra_columns=[groups_column(), manager_column()],
         )
     except NotFoundError:
@@ -180,15 +184,19 @@ def search_all() -> Response:
 
 def _write_user(user_id: str, make_attrs) -> Response:  # type: ignore[no-untyped-def]
     """Read, compute the new attributes, write with a version check; retry lost races, the
-    last time under a row lock so that a busy user cannot starve a writer."""
+    last time under a row lock so that a busy user cannot starve a writer. The write is one
+    statement (store.replace_user): until that last attempt, the read and the write each run
+    in autocommit, with no BEGIN and no COMMIT round trip."""
     for attempt in range(WRITE_ATTEMPTS):
-        user, shown = _read_user(user_id, lock=attempt == WRITE_ATTEMPTS - 1)
+        locked = attempt == WRITE_ATTEMPTS - 1
+        db = session() if locked else autocommit_session()
+        user, shown = _read_user(user_id, lock=locked, db=db)
         g.resource_id = str(user.id)
         asserted = check_if_match(user.version)
         attrs, password = make_attrs(user)
         try:
             result = store.replace_user(
-                session(),
+                db,
                 user,
                 attrs,
                 password_hash=users.password_hash_for(password),
@@ -198,13 +206,16 @@ def _write_user(user_id: str, make_attrs) -> Response:  # type: ignore[no-untype
         except DuplicateError as exc:
             raise Uniqueness(str(exc)) from None
         except VersionConflict:
-            session().rollback()
+            db.rollback()  # and the next read loads the user afresh
             if asserted is not None:
                 raise PreconditionFailed(
                     f"User {user_id} changed since version W/\"{asserted}\""
                 ) from None
             continue
-        _commit(result.job_ids)
+        if locked:
+            _commit(result.job_ids)
+        else:
+            _publish(result.job_ids, result.job_kinds)
         return _user_response(result.user, shown)
     raise AssertionError("a locked write cannot lose a version race")
 
