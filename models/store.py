@@ -76,6 +76,23 @@ def _is_unique_violation(exc: IntegrityError) -> bool:
 
 
 _USERS = User.__table__
+
+
+def _resolve_cte(rows: str, condition: str) -> str:
+    """SQL of the CTE ``resolve``: the groups.resolve_members job of the user a statement
+    writes (``rows``, the CTE holding its row), when ``condition`` (a pending group member may
+    name it); the worker links only exact matches. Constant fragments only: hence the noqa."""
+    return f"""resolve AS (
+        INSERT INTO jobs (org_id, kind, dedup_key, subject_id, payload, state, attempts,
+                          progress_done, progress_total, created, updated)
+        SELECT :org_id, :resolve_kind, :resolve_key, CAST(:id AS text), '{{}}'::jsonb,
+               'pending', 0, 0, 0, now(), now()
+        FROM {rows} WHERE {condition}
+        ON CONFLICT (dedup_key) DO NOTHING
+        RETURNING id, kind
+    )"""  # noqa: S608
+
+
 # The columns a create writes (``seq`` comes from its identity).
 _CREATE_COLUMNS = tuple(c.name for c in _USERS.c if c.name != "seq")
 # A create is one statement: the users row; the organization's coalesced follow-up jobs,
@@ -92,15 +109,7 @@ _CREATE_USER = text(
         VALUES ({", ".join(f":{name}" for name in _CREATE_COLUMNS)})
         RETURNING seq, {memberships.PENDING_NAMING_NEW_ROW} AS maybe_named
     ),
-    resolve AS (
-        INSERT INTO jobs (org_id, kind, dedup_key, subject_id, payload, state, attempts,
-                          progress_done, progress_total, created, updated)
-        SELECT :org_id, :resolve_kind, :resolve_key, CAST(:id AS text), '{{}}'::jsonb,
-               'pending', 0, 0, 0, now(), now()
-        FROM new_user WHERE maybe_named
-        ON CONFLICT (dedup_key) DO NOTHING
-        RETURNING id, kind
-    )
+    {_resolve_cte("new_user", "maybe_named")}
     SELECT seq, (SELECT coalesce(json_agg(json_build_array(id, kind)), '[]')
                  FROM (SELECT * FROM coalesced UNION ALL SELECT * FROM resolve) AS written)
     FROM new_user
@@ -139,16 +148,7 @@ _UPDATE_USER = text(
         ON CONFLICT (dedup_key) DO NOTHING
         RETURNING id, kind
     ),
-    resolve AS (
-        INSERT INTO jobs (org_id, kind, dedup_key, subject_id, payload, state, attempts,
-                          progress_done, progress_total, created, updated)
-        SELECT :org_id, :resolve_kind, :resolve_key, CAST(:id AS text), '{{}}'::jsonb,
-               'pending', 0, 0, 0, now(), now()
-        FROM updated AS users
-        WHERE :check_pending AND {memberships.PENDING_NAMING_NEW_ROW}
-        ON CONFLICT (dedup_key) DO NOTHING
-        RETURNING id, kind
-    )
+    {_resolve_cte("updated AS users", f":check_pending AND {memberships.PENDING_NAMING_NEW_ROW}")}
     SELECT updated.*, (
         SELECT coalesce(json_agg(json_build_array(id, kind)), '[]') FROM (
             SELECT * FROM coalesced UNION ALL SELECT * FROM singles UNION ALL SELECT * FROM resolve
