@@ -6,8 +6,9 @@ round trip to every lookup (two of the five an IdP's `userName eq` lookup used t
 The `userName eq` lookup, one Core statement, takes a plain autocommit connection
 (``autocommit_connection``), and a cached credential needs no session either, so a lookup opens
 no ORM session at all: the session and its transaction object were 7.6 % of its instructions.
-A create is one statement too (models/store.py) and takes the same connection: its statement
-is its transaction.
+A create is one statement too (models/store.py) and takes the same connection, and a PATCH or
+PUT reads and then writes in one statement on an autocommit session (``autocommit_session``):
+each statement is its own transaction.
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ def autocommit_session() -> Session:
 
 
 def release(ctx: _AppCtxGlobals) -> None:
-    """Give the request's (or task's) session and read connection back to the pool; ``ctx``
-    is ``g``'s object."""
+    """Give the request's (or task's) sessions and autocommit connection back to the pool;
+    ``ctx`` is ``g``'s object."""
     for name in ("db_session", "db_autocommit_session", "db_autocommit_connection"):
         held = ctx.pop(name, None)
         if held is not None:
