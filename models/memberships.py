@@ -31,7 +31,6 @@ from sqlalchemy import Row, exists, func, select, text, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session, aliased
 
-from models import jobs
 from models.db import any_of, utcnow
 from models.errors import StoreError
 from models.group import Group, Membership
@@ -332,31 +331,15 @@ def _candidates(session: Session, user: User) -> list[str]:
     return values
 
 
-# Written out once: this runs on every create, and a text statement skips building an ORM
-# query and its cache key each time (a tenth of a create's CPU went to this query).
-_PENDING_NAMING = text(
-    "SELECT DISTINCT member_value FROM memberships"
-    " WHERE org_id = :org_id AND user_id IS NULL AND member_group_id IS NULL"
-    " AND member_value = ANY(:values)"
-)
-
-
-# ``has_pending_for``'s first query as SQL over the users row being written: a create's
-# INSERT returns it (RETURNING sees the new row as ``users``; models/store.py).
+# Whether a pending member value of the organization names the users row being written (its
+# id or externalId), as SQL over that row: a create's or an update's statement writes the
+# resolve job when it holds (models/store.py). An externalId two users share passes here; the
+# job's handler links only unambiguous values (``_candidates``).
 PENDING_NAMING_NEW_ROW = (
     "EXISTS (SELECT 1 FROM memberships m WHERE m.org_id = users.org_id"
     " AND m.user_id IS NULL AND m.member_group_id IS NULL"
     " AND m.member_value IN (users.id::text, users.external_id))"
 )
-
-
-def has_pending_for(session: Session, user: User) -> bool:
-    """Is any pending member value of the organization naming ``user``? (indexed) The usual
-    answer, no, takes one query: the externalId's ambiguity is checked only when a pending
-    member carries it."""
-    values = [str(user.id), *([user.external_id] if user.external_id else [])]
-    named = set(session.scalars(_PENDING_NAMING, {"org_id": user.org_id, "values": values}))
-    return bool(named & set(_candidates(session, user))) if named else False
 
 
 def resolve_pending_members(session: Session, user: User) -> int:
@@ -390,36 +373,6 @@ def resolve_pending_members(session: Session, user: User) -> int:
     return len(group_ids)
 
 
-def pending_followups(
-    session: Session,
-    user: User,
-    *,
-    event: str,
-    previous: dict | None = None,
-) -> list[int]:
-    """The ``groups.resolve_members`` job a user write needs, if any; returns job ids.
-
-    Meant to be called from ``models.followups.user_written`` (same arguments). A job is
-    written only when a pending member names the user (one indexed EXISTS), on create and
-    when the externalId changes. (A create through models/store.py writes it in its own
-    statement, from PENDING_NAMING_NEW_ROW.)
-    """
-    if event == "deleted":
-        return []
-    if event == "updated" and (previous or {}).get("external_id") == user.external_id:
-        return []
-    if not has_pending_for(session, user):
-        return []
-    job_id = jobs.enqueue(
-        session,
-        user.org_id,
-        RESOLVE_KIND,
-        f"{RESOLVE_KIND}:{user.id}:{user.version}",
-        subject_id=str(user.id),
-    )
-    return [job_id] if job_id is not None else []
-
-
 __all__ = [
     "PENDING_NAMING_NEW_ROW",
     "RESOLVE_KIND",
@@ -429,12 +382,10 @@ __all__ = [
     "add_members",
     "classify",
     "groups_column",
-    "has_pending_for",
     "iter_members",
     "manager_column",
     "members_of",
     "normalise_value",
-    "pending_followups",
     "remove_members",
     "replace_members",
     "resolve_pending_members",

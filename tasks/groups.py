@@ -1,8 +1,8 @@
 """Pending group members: link memberships that named a user before the user existed.
 
-Job kind ``groups.resolve_members`` (``models.memberships.RESOLVE_KIND``), written by
-``models.memberships.pending_followups`` in the transaction that created the user (or changed
-its externalId); the Celery argument is the job id only. Run through ``tasks.outbox.run_job``:
+Job kind ``groups.resolve_members`` (``models.memberships.RESOLVE_KIND``), written by the
+statement that created the user or changed its externalId (models/store.py) when a pending
+member may name it; the Celery argument is the job id only. Run through ``tasks.outbox.run_job``:
 the linking and "done" commit together, a duplicate delivery does nothing.
 """
 

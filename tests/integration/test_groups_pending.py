@@ -33,13 +33,11 @@ def test_resolution_by_external_id_links_and_bumps_version(scim, app):
     assert all("$ref" not in m for m in group["members"])
     user = scim.create_user(externalId="late-ext-1", displayName="Late")
     with app.extensions["db.sessions"]() as session:
-        row = session.get(User, uuid.UUID(user["id"]))
-        # Written by the user's create (models.followups): ids only, no personal data.
+        # Written by the user's create statement (models/store.py): ids only, no personal data.
         jobs = session.scalars(select(Job).where(
             Job.subject_id == user["id"], Job.kind == memberships.RESOLVE_KIND)).all()
         assert len(jobs) == 1 and jobs[0].payload == {}
-        # dedup: the same event writes no second job
-        assert memberships.pending_followups(session, row, event="created") == []
+        assert jobs[0].dedup_key == f"{memberships.RESOLVE_KIND}:{user['id']}:1"
         session.rollback()
         # Run it here unless a worker of this run holds it or has run it (locked as run_job does).
         job = session.scalar(
@@ -69,12 +67,33 @@ def test_resolution_by_external_id_links_and_bumps_version(scim, app):
             session, session.get(User, uuid.UUID(user["id"]))) == 0
 
 
+def _resolve_jobs(app, user_id: str) -> list[Job]:
+    with app.extensions["db.sessions"]() as session:
+        return list(session.scalars(select(Job).where(
+            Job.subject_id == user_id, Job.kind == memberships.RESOLVE_KIND)))
+
+
 def test_no_job_when_nothing_is_pending(scim, app):
     user = scim.create_user(externalId="nobody-waits")
-    with app.extensions["db.sessions"]() as session:
-        row = session.get(User, uuid.UUID(user["id"]))
-        assert memberships.pending_followups(session, row, event="created") == []
-        assert memberships.pending_followups(session, row, event="deleted") == []
+    assert _resolve_jobs(app, user["id"]) == []
+    assert scim.delete(f"/Users/{user['id']}").status_code == 204
+    assert _resolve_jobs(app, user["id"]) == []
+
+
+def test_an_external_id_change_that_a_pending_member_names_writes_the_job(scim, app):
+    """The update's statement writes the resolve job when the new externalId is pending; an
+    update that leaves it as it was writes none."""
+    new_group(scim, ["arrives-later"])
+    user = scim.create_user("renamed@example.com", externalId="first-ext")
+    assert _resolve_jobs(app, user["id"]) == []
+    body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "renamed@example.com", "externalId": "first-ext", "title": "x"}
+    assert scim.put(f"/Users/{user['id']}", body).status_code == 200
+    assert _resolve_jobs(app, user["id"]) == []
+    changed = scim.put(f"/Users/{user['id']}", {**body, "externalId": "arrives-later"})
+    assert changed.status_code == 200
+    (job,) = _resolve_jobs(app, user["id"])
+    assert job.dedup_key == f"{memberships.RESOLVE_KIND}:{user['id']}:3"
 
 
 def test_ambiguous_external_id_links_no_one(scim, app):
@@ -95,9 +114,9 @@ def test_pending_values_are_per_organization(scim, app):
     group = new_group(scim, ["shared-ext"])
     other = ScimClient(scim.client, make_org(scim.org.app))
     theirs = other.create_user(externalId="shared-ext")
+    assert _resolve_jobs(app, theirs["id"]) == []
     with app.extensions["db.sessions"]() as session:
         row = session.get(User, uuid.UUID(theirs["id"]))
-        assert memberships.pending_followups(session, row, event="created") == []
         assert memberships.resolve_pending_members(session, row) == 0
     assert "$ref" not in members(scim, group["id"])[0]
 
