@@ -144,7 +144,7 @@ def _lock_key(dedup_key: str) -> int:
 
 
 def coalesced_params(org_id: uuid.UUID, kinds: Sequence[str]) -> dict[str, object]:
-    """The parameters of COALESCED_CTES for ``kinds`` of the organization."""
+    """The parameters of ``coalesced_ctes`` for ``kinds`` of the organization."""
     keys = [coalesced_key(kind, org_id) for kind in kinds]
     return {"lock_keys": [_lock_key(k) for k in keys], "org_id": org_id, "kinds": list(kinds),
             "keys": keys}
@@ -152,8 +152,7 @@ def coalesced_params(org_id: uuid.UUID, kinds: Sequence[str]) -> dict[str, objec
 
 def remember(session: Session, written: Iterable[tuple[int, str]]) -> None:
     """Note (job id, kind) pairs a statement of the session wrote, for publishing."""
-    for job_id, kind in written:
-        _remember(session, [job_id], kind)
+    session.info.setdefault(ENQUEUED_KINDS, {}).update(written)
 
 
 def enqueue_coalesced(session: Session, org_id: uuid.UUID, *kinds: str) -> list[int]:

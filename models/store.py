@@ -2,7 +2,8 @@
 
 The store is the only writer of users: it derives the indexed columns from the stored
 attributes, bumps ``version`` only when something really changed, and writes follow-up jobs in
-the same transaction. It never commits: the caller owns the transaction.
+the same transaction. It never commits: the caller owns the transaction (a create or update on
+an autocommit connection or session is one statement, which is its own transaction).
 """
 
 from __future__ import annotations

@@ -28,9 +28,9 @@ def init_app(app: Flask) -> None:
     from web.scim.auth import watch_credentials
 
     watch_credentials(app.extensions["db.sessions"], app.config["RATE_LIMIT_REDIS_URL"])
-    read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-    app.extensions["db.read_engine"] = read_engine
-    app.extensions["db.read_sessions"] = make_session_factory(read_engine)
+    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+    app.extensions["db.autocommit_engine"] = autocommit
+    app.extensions["db.autocommit_sessions"] = make_session_factory(autocommit)
     app.teardown_appcontext(lambda _exc: release(g._get_current_object()))
 
 
@@ -39,7 +39,7 @@ def session() -> Session:
     ctx = g._get_current_object()  # once: a proxy access costs ~1-2 µs
     found = ctx.get("db_session")
     if found is None:
-        factory = "db.read_sessions" if _scim_read() else "db.sessions"
+        factory = "db.autocommit_sessions" if _scim_read() else "db.sessions"
         found = ctx.db_session = current_app.extensions[factory]()
     return found
 
@@ -50,7 +50,8 @@ def autocommit_connection() -> Connection:
     ctx = g._get_current_object()
     found = ctx.get("db_autocommit_connection")
     if found is None:
-        found = ctx.db_autocommit_connection = current_app.extensions["db.read_engine"].connect()
+        engine = current_app.extensions["db.autocommit_engine"]
+        found = ctx.db_autocommit_connection = engine.connect()
     return found
 
 
@@ -60,7 +61,7 @@ def autocommit_session() -> Session:
     ctx = g._get_current_object()
     found = ctx.get("db_autocommit_session")
     if found is None:
-        found = ctx.db_autocommit_session = current_app.extensions["db.read_sessions"]()
+        found = ctx.db_autocommit_session = current_app.extensions["db.autocommit_sessions"]()
     return found
 
 

@@ -32,15 +32,15 @@ def test_lookup_by_user_name_is_one_statement_with_groups_and_manager(client, ap
         autocommit.append(conn.connection.dbapi_connection.autocommit)
 
     sessions_opened: list[object] = []
-    read_sessions = app.extensions["db.read_sessions"]
-    app.extensions["db.read_sessions"] = lambda: sessions_opened.append(1) or read_sessions()
+    sessions = app.extensions["db.autocommit_sessions"]
+    app.extensions["db.autocommit_sessions"] = lambda: sessions_opened.append(1) or sessions()
     engine = app.extensions["db.engine"]
     event.listen(engine, "before_cursor_execute", _statement)
     try:
         found = scim.get("/Users", query_string={"filter": 'userName eq "emp@example.com"'})
     finally:
         event.remove(engine, "before_cursor_execute", _statement)
-        app.extensions["db.read_sessions"] = read_sessions
+        app.extensions["db.autocommit_sessions"] = sessions
 
     assert found.status_code == 200
     # The audit writer (synchronous in tests) has its own session and transaction.
@@ -157,7 +157,7 @@ def test_an_update_that_lost_its_race_writes_no_job(app, scim):
     from models.outbox import Job
 
     created = scim.create_user("racer@example.com")
-    sessions = app.extensions["db.read_sessions"]  # autocommit, as a PATCH's write
+    sessions = app.extensions["db.autocommit_sessions"]  # autocommit, as a PATCH's write
     with sessions() as session:
         stale = session.get(User, uuid.UUID(created["id"]))
         assert stale.version == 1
