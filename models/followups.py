@@ -78,12 +78,21 @@ def updated_jobs(
     elif before["manager_value"] != after["manager_value"]:
         coalesced.append(KIND_MANAGERS_ORG)
     if before["active"] != after["active"]:
-        if paid:
-            coalesced.append(KIND_LICENSE_CHECK)
-        if not after["active"]:
+        kinds, notice = activity_jobs(after["active"], paid=paid)
+        coalesced.extend(kinds)
+        if notice:
             single(KIND_NOTIFY_DEACTIVATED, version=version)
-            coalesced.append(KIND_NOTIFY_DEACTIVATED_ORG)
     return UpdateJobs(coalesced, singles, before["external_id"] != after["external_id"])
+
+
+def activity_jobs(active: bool, *, paid: bool) -> tuple[list[str], bool]:
+    """What a change of a user's ``active`` to ``active`` needs: the organization-wide jobs to
+    join, and whether the user's deactivation notice (single job ``KIND_NOTIFY_DEACTIVATED``,
+    payload ``{"user_id", "version"}``) is written."""
+    coalesced = [KIND_LICENSE_CHECK] if paid else []
+    if not active:
+        coalesced.append(KIND_NOTIFY_DEACTIVATED_ORG)
+    return coalesced, not active
 
 
 def user_deleted(session: Session, user: User, *, paid: bool | None = None) -> list[int]:

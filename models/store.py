@@ -343,6 +343,91 @@ def replace_user(
     return WriteResult(user, True, list(job_kinds), job_kinds)
 
 
+# Setting ``active`` alone (Entra's deactivation, Okta's too) is one statement, without the
+# read a general PATCH needs: the attribute and its column are set only if they differ, and the
+# jobs ``followups.activity_jobs`` names are written with it (the deactivation notice keyed by
+# the version the UPDATE made, as ``followups.updated_jobs`` keys it). A user whose stored
+# attributes say so already is not written (a write that changes nothing is not a write); its
+# row is read in the same statement (Entra's and Okta's retries, W3's half). Its result: the
+# row as written or read, whether it was written, its groups and its manager's name (as
+# ``memberships.groups_column`` and ``manager_column`` read them) and the jobs written. No
+# row: no such user; one stored without ``active`` (true by default) being activated, which
+# writes the attribute but needs no job; or a concurrent write between the statement's
+# snapshot and its UPDATE. The caller then takes the general path, which tells them apart.
+_SET_ACTIVE = text(
+    f"""
+    WITH updated AS (
+        UPDATE users SET active = :active,
+            attrs = jsonb_set(attrs, '{{active}}', to_jsonb(CAST(:active AS boolean))),
+            last_modified = :last_modified, version = version + 1
+        WHERE id = :id AND org_id = :org_id AND active IS DISTINCT FROM :active
+        RETURNING *
+    ),
+    {jobs.coalesced_ctes(guard="EXISTS (SELECT 1 FROM updated)")},
+    singles AS (
+        INSERT INTO jobs (org_id, kind, dedup_key, subject_id, payload, state, attempts,
+                          progress_done, progress_total, created, updated)
+        SELECT :org_id, k.kind, k.kind || ':' || u.id || ':' || u.version, CAST(u.id AS text),
+               jsonb_build_object('user_id', CAST(u.id AS text), 'version', u.version),
+               'pending', 0, 0, 0, now(), now()
+        FROM updated AS u, (SELECT CAST(:notice_kind AS text) AS kind) AS k WHERE :notice
+        ON CONFLICT (dedup_key) DO NOTHING
+        RETURNING id, kind
+    )
+    SELECT users.*,
+        (SELECT jsonb_agg(jsonb_build_array(groups.id, groups.display_name) ORDER BY groups.seq)
+         FROM memberships JOIN groups ON groups.id = memberships.group_id
+         WHERE memberships.user_id = users.id) AS shown_groups,
+        (SELECT coalesce(manager.display_name, manager.user_name)
+         FROM users AS manager WHERE manager.id = users.manager_id) AS shown_manager,
+        (SELECT coalesce(json_agg(json_build_array(id, kind)), '[]') FROM (
+            SELECT * FROM coalesced UNION ALL SELECT * FROM singles) AS written
+        ) AS written_jobs
+    FROM (
+        SELECT *, true AS changed FROM updated
+        UNION ALL
+        SELECT *, false FROM users
+        WHERE id = :id AND org_id = :org_id
+              AND attrs -> 'active' = to_jsonb(CAST(:active AS boolean))
+              AND NOT EXISTS (SELECT 1 FROM updated)
+    ) AS users
+    """  # noqa: S608
+).bindparams(bindparam("active", type_=Boolean), bindparam("notice", type_=Boolean))
+
+
+@dataclass
+class ActiveSet:
+    result: WriteResult
+    groups: list[tuple[Any, str]]  # the user's direct groups: (id, displayName)
+    manager_name: str | None  # its resolved manager's displayName (else userName)
+
+
+def set_user_active(
+    connection: Connection, org_id: uuid.UUID, user_id: uuid.UUID, active: bool, *, paid: bool
+) -> ActiveSet | None:
+    """Set the user's ``active`` in one statement on an autocommit ``connection`` (its own
+    transaction), with its follow-up jobs, unless it is so already; None when this statement
+    cannot answer (no such user, among others: see ``_SET_ACTIVE``)."""
+    coalesced, notice = followups.activity_jobs(active, paid=paid)
+    row = connection.execute(_SET_ACTIVE, {
+        "active": active, "last_modified": utcnow(), "id": user_id,
+        **jobs.coalesced_params(org_id, coalesced),
+        "notice_kind": followups.KIND_NOTIFY_DEACTIVATED, "notice": notice,
+    }).first()
+    if row is None:
+        return None
+    written = row._mapping
+    user = User(**{key: written[key] for key in _USERS.c.keys()})
+    make_transient_to_detached(user)
+    job_kinds = {
+        int(job_id): kind for job_id, kind in written["written_jobs"]
+        if kind not in followups.UNPUBLISHED
+    }
+    groups = [(gid, name) for gid, name in written["shown_groups"] or ()]
+    return ActiveSet(WriteResult(user, written["changed"], list(job_kinds), job_kinds), groups,
+                     written["shown_manager"])
+
+
 def delete_user(session: Session, user: User, *, paid: bool | None = None) -> list[int]:
     job_ids = followups.user_deleted(session, user, paid=paid)
     session.delete(user)

@@ -125,9 +125,9 @@ def test_an_import_page_is_one_statement_with_its_total(app, scim):
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 
-def test_patch_is_a_read_and_one_write_in_autocommit(app, scim):
-    """Entra's deactivation: the read, then one statement that updates the row and writes the
-    notice and the organization's jobs; no BEGIN, no COMMIT."""
+def test_a_deactivation_is_one_statement_with_its_jobs(app, scim):
+    """Entra's deactivation sets ``active`` alone: one statement, with no read before it, that
+    updates the row and writes the notice and the organization's jobs; no BEGIN, no COMMIT."""
     from models.outbox import Job
 
     user = scim.create_user("toggle@example.com")
@@ -138,13 +138,38 @@ def test_patch_is_a_read_and_one_write_in_autocommit(app, scim):
     patched, statements = _request_statements(
         app, lambda: scim.patch(f"/Users/{user['id']}", body), autocommit)
     assert patched.status_code == 200 and patched.get_json()["active"] is False
+    assert len(statements) == 1, statements
+    assert "UPDATE users" in statements[0] and "INSERT INTO jobs" in statements[0]
+    assert autocommit == [True]
+    assert patched.headers["ETag"] == 'W/"2"'
+    with app.extensions["db.sessions"]() as session:
+        jobs = {kind: key for kind, key in session.execute(
+            select(Job.kind, Job.dedup_key).where(Job.org_id == scim.org.id))}
+    assert {"mail.deactivated", "mail.deactivated_org", "licenses.check"} <= set(jobs)
+    assert jobs["mail.deactivated"] == f"mail.deactivated:{user['id']}:2"
+
+    # Already inactive: nothing is written, and the same statement reads the user.
+    again, statements = _request_statements(app, lambda: scim.patch(f"/Users/{user['id']}", body))
+    assert again.status_code == 200 and again.headers["ETag"] == 'W/"2"'
+    assert again.get_json() == patched.get_json()
+    assert len(statements) == 1, statements
+
+
+def test_patch_is_a_read_and_one_write_in_autocommit(app, scim):
+    """Any other PATCH reads the user, then writes it with its jobs in one statement."""
+    user = scim.create_user("renamed@example.com")
+    scim.get("/Users")  # the token is now cached
+    body = {"schemas": [PATCH_OP], "Operations": [
+        {"op": "replace", "path": "displayName", "value": "Renamed"},
+        {"op": "replace", "path": "active", "value": False}]}
+    autocommit: list[bool] = []
+    patched, statements = _request_statements(
+        app, lambda: scim.patch(f"/Users/{user['id']}", body), autocommit)
+    assert patched.status_code == 200, patched.get_json()
+    assert patched.get_json()["displayName"] == "Renamed"
     assert len(statements) == 2, statements
     assert "UPDATE users" in statements[1] and "INSERT INTO jobs" in statements[1]
     assert autocommit == [True, True]
-    assert patched.headers["ETag"] == 'W/"2"'
-    with app.extensions["db.sessions"]() as session:
-        kinds = set(session.scalars(select(Job.kind).where(Job.org_id == scim.org.id)))
-    assert {"mail.deactivated", "mail.deactivated_org", "licenses.check"} <= kinds
 
 
 def test_an_update_that_lost_its_race_writes_no_job(app, scim):

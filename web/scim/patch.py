@@ -824,6 +824,51 @@ def _fix_primary(items: list, written: list[int]) -> list:
     return out
 
 
+_ACTIVE_PATHS = ("active", "urn:ietf:params:scim:schemas:core:2.0:user:active")
+
+
+def active_only(body: Any, max_operations: int) -> bool | None:
+    """What a user PatchOp sets ``active`` to, when replacing (or adding) ``active`` is all it
+    does: Entra's deactivation ``{"op": "Replace", "path": "active", "value": "False"}``,
+    Okta's ``{"op": "replace", "value": {"active": false}}``. None for any other body, which
+    ``apply_patch`` then applies (or rejects). Values are coerced as ``apply_patch`` coerces a
+    boolean; the last operation wins, as there."""
+    if not isinstance(body, dict) or set(map(str.lower, body)) != {"schemas", "operations"}:
+        return None
+    schemas, operations = _get_ci(body, "schemas"), _get_ci(body, "operations")
+    if not isinstance(schemas, list) or not any(
+        isinstance(s, str) and s.lower() == PATCH_OP_SCHEMA.lower() for s in schemas
+    ):
+        return None
+    if not isinstance(operations, list) or not 0 < len(operations) <= max_operations:
+        return None
+    active = None
+    for operation in operations:
+        if not isinstance(operation, dict) or not all(isinstance(k, str) for k in operation):
+            return None
+        fields = {k.lower(): v for k, v in operation.items()}
+        op = fields.pop("op", None)
+        if not isinstance(op, str) or op.lower() not in ("replace", "add") or "value" not in fields:
+            return None
+        value = fields.pop("value")
+        path = fields.pop("path", None)
+        if fields:
+            return None
+        if path is None:
+            if not isinstance(value, dict) or len(value) != 1:
+                return None
+            (key, value), = value.items()
+            path = key
+        if not isinstance(path, str) or path.strip().lower() not in _ACTIVE_PATHS:
+            return None
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            value = value.strip().lower() == "true"
+        if not isinstance(value, bool):
+            return None
+        active = value
+    return active
+
+
 def apply_patch(
     resource: dict,
     body: dict,
