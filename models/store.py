@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from models import followups, jobs, memberships
-from models.db import new_id, utcnow
+from models.db import driver_rows, jsonb, new_id, utcnow
 from models.errors import DuplicateError, NotFoundError, VersionConflict
 from models.user import User
 
@@ -211,9 +211,11 @@ def create_user(
         "resolve_kind": memberships.RESOLVE_KIND,
         "resolve_key": f"{memberships.RESOLVE_KIND}:{values['id']}:1",
     }
+    connection = db.connection() if isinstance(db, Session) else db
     try:
         # No savepoint: a failed create fails the request (and its transaction, if any).
-        seq, written = db.execute(_CREATE_USER, params).one()
+        ((seq, written),) = driver_rows(connection, _CREATE_USER,
+                                        {**params, "attrs": jsonb(attrs)})
     except IntegrityError as exc:
         if _is_unique_violation(exc):
             raise DuplicateError(f"userName '{attrs['userName']}' is already taken") from None
@@ -322,17 +324,17 @@ def replace_user(
         "resolve_key": f"{memberships.RESOLVE_KIND}:{user.id}:{read_version + 1}",
     }
     try:
-        row = db.execute(_UPDATE_USER, params).first()
+        rows = driver_rows(db.connection(), _UPDATE_USER, {**params, "attrs": jsonb(attrs)})
     except IntegrityError as exc:
         if _is_unique_violation(exc):
             raise DuplicateError(f"userName '{attrs['userName']}' is already taken") from None
         raise
-    if row is None:
+    if not rows:
         raise VersionConflict(f"User {user.id} was changed by another request")
     # The row as written (with what the worker may have changed since the read) becomes the
     # object's loaded state: a Core UPDATE skips the ORM's bulk-update machinery, which was a
     # fifth of a PATCH's CPU.
-    written = row._mapping
+    written = rows[0]._asdict()
     for key in _USERS.c.keys():
         set_committed_value(user, key, written[key])
     job_kinds = {
@@ -409,14 +411,14 @@ def set_user_active(
     transaction), with its follow-up jobs, unless it is so already; None when this statement
     cannot answer (no such user, among others: see ``_SET_ACTIVE``)."""
     coalesced, notice = followups.activity_jobs(active, paid=paid)
-    row = connection.execute(_SET_ACTIVE, {
+    rows = driver_rows(connection, _SET_ACTIVE, {
         "active": active, "last_modified": utcnow(), "id": user_id,
         **jobs.coalesced_params(org_id, coalesced),
         "notice_kind": followups.KIND_NOTIFY_DEACTIVATED, "notice": notice,
-    }).first()
-    if row is None:
+    })
+    if not rows:
         return None
-    written = row._mapping
+    written = rows[0]._asdict()
     user = User(**{key: written[key] for key in _USERS.c.keys()})
     make_transient_to_detached(user)
     job_kinds = {

@@ -5,7 +5,11 @@ follow-up jobs (and a pending group member's, if one may name the new user), in 
 
 from __future__ import annotations
 
-from sqlalchemy import event, select, update
+import contextlib
+from collections.abc import Iterator
+
+import psycopg
+from sqlalchemy import select, update
 
 from models.user import User
 
@@ -24,22 +28,13 @@ def test_lookup_by_user_name_is_one_statement_with_groups_and_manager(client, ap
     assert group.status_code == 201
     scim.get("/Users")  # the token is now cached
 
-    statements: list[str] = []
-    autocommit: list[bool] = []
-
-    def _statement(conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
-        statements.append(statement)
-        autocommit.append(conn.connection.dbapi_connection.autocommit)
-
     sessions_opened: list[object] = []
     sessions = app.extensions["db.autocommit_sessions"]
     app.extensions["db.autocommit_sessions"] = lambda: sessions_opened.append(1) or sessions()
-    engine = app.extensions["db.engine"]
-    event.listen(engine, "before_cursor_execute", _statement)
     try:
-        found = scim.get("/Users", query_string={"filter": 'userName eq "emp@example.com"'})
+        with _recording() as (statements, autocommit):
+            found = scim.get("/Users", query_string={"filter": 'userName eq "emp@example.com"'})
     finally:
-        event.remove(engine, "before_cursor_execute", _statement)
         app.extensions["db.autocommit_sessions"] = sessions
 
     assert found.status_code == 200
@@ -56,24 +51,33 @@ def test_lookup_by_user_name_is_one_statement_with_groups_and_manager(client, ap
     assert [g["display"] for g in user["groups"]] == ["Eng"]
 
 
-def _request_statements(app, call, autocommit: list[bool] | None = None):  # type: ignore[no-untyped-def]
+@contextlib.contextmanager
+def _recording() -> Iterator[tuple[list[str], list[bool]]]:
+    """Every statement sent to PostgreSQL meanwhile (through SQLAlchemy or straight to the
+    psycopg connection: models.db.driver_rows), with its connection's autocommit."""
     statements: list[str] = []
+    autocommit: list[bool] = []
+    original = psycopg.Cursor.execute
 
-    def _statement(conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
-        statements.append(statement)
-        if autocommit is not None:
-            autocommit.append(conn.connection.dbapi_connection.autocommit)
+    def execute(cursor, query, *args, **kwargs):  # type: ignore[no-untyped-def]
+        statements.append(str(query))
+        autocommit.append(cursor.connection.autocommit)
+        return original(cursor, query, *args, **kwargs)
 
-    engine = app.extensions["db.engine"]
-    event.listen(engine, "before_cursor_execute", _statement)
+    psycopg.Cursor.execute = execute  # type: ignore[method-assign]
     try:
-        response = call()
+        yield statements, autocommit
     finally:
-        event.remove(engine, "before_cursor_execute", _statement)
+        psycopg.Cursor.execute = original  # type: ignore[method-assign]
+
+
+def _request_statements(app, call, autocommit: list[bool] | None = None):  # type: ignore[no-untyped-def]
+    with _recording() as (statements, autocommits):
+        response = call()
     audit = ("synchronous_commit", "audit_events", "last_used")
     keep = [i for i, s in enumerate(statements) if not any(a in s for a in audit)]
     if autocommit is not None:
-        autocommit[:] = [autocommit[i] for i in keep]
+        autocommit[:] = [autocommits[i] for i in keep]
     return response, [statements[i] for i in keep]
 
 

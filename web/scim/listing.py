@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from models import store
+from models.db import driver_rows
 from models.memberships import groups_column, manager_column
 from models.user import User
 from web.scim import cursor as cursors
@@ -538,10 +539,10 @@ def _by_user_name() -> Any:
 
 def lookup_user_name(connection: Connection, org: AuthenticatedOrg, user_name: str) -> dict:
     """The ListResponse of ``userName eq "<user_name>"``. Plain columns on a plain connection
-    need none of the ORM's execution machinery (40 µs of the lookup's CPU)."""
-    rows = connection.execute(
-        _by_user_name(), {"org_id": org.id, "user_name": user_name.lower()}
-    ).all()
+    need none of the ORM's execution machinery (40 µs of the lookup's CPU), nor SQLAlchemy's
+    result objects (``driver_rows``)."""
+    rows = driver_rows(connection, _by_user_name(),
+                       {"org_id": org.id, "user_name": user_name.lower()})
     width = len(_RENDERED)
     return list_response(_render_users(rows, _LOOKUP, [tuple(r[width:]) for r in rows]))
 
