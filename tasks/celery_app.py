@@ -66,4 +66,6 @@ celery_app.conf.beat_schedule = {
 @worker_process_init.connect
 def _fresh_connections(**_: object) -> None:
     # A forked pool process must not share the parent's pooled database connections.
-    flask_app.extensions["db.engine"].dispose(close=False)
+    from web.database import dispose
+
+    dispose(flask_app, close=False)

@@ -74,7 +74,9 @@ def app(app_env: dict[str, str]) -> Iterator[Flask]:
 
     application = create_app({"ENV_OVERRIDES": app_env, "TESTING": True})
     yield application
-    application.extensions["db.engine"].dispose()
+    from web.database import dispose
+
+    dispose(application)
 
 
 @pytest.fixture

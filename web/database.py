@@ -6,9 +6,11 @@ round trip to every lookup (two of the five an IdP's `userName eq` lookup used t
 The `userName eq` lookup, one Core statement, takes a plain autocommit connection
 (``autocommit_connection``), and a cached credential needs no session either, so a lookup opens
 no ORM session at all: the session and its transaction object were 7.6 % of its instructions.
-A create is one statement too (models/store.py) and takes the same connection, and a PATCH or
-PUT reads and then writes in one statement on an autocommit session (``autocommit_session``):
-each statement is its own transaction.
+A create is one statement too (models/store.py) and takes the same connection, as does a
+PATCH that only sets ``active``; any other PATCH or a PUT reads and then writes in one
+statement on an autocommit session (``autocommit_session``): each statement is its own
+transaction. Autocommit connections come from their own pool (``db.autocommit_engine``), made
+in autocommit, so a checkout does not switch a connection's mode and back.
 """
 
 from __future__ import annotations
@@ -28,10 +30,18 @@ def init_app(app: Flask) -> None:
     from web.scim.auth import watch_credentials
 
     watch_credentials(app.extensions["db.sessions"], app.config["RATE_LIMIT_REDIS_URL"])
-    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+    autocommit = make_engine(app.config["DATABASE_URL"], pool_size=app.config["DB_POOL_SIZE"],
+                             autocommit=True)
     app.extensions["db.autocommit_engine"] = autocommit
     app.extensions["db.autocommit_sessions"] = make_session_factory(autocommit)
     app.teardown_appcontext(lambda _exc: release(g._get_current_object()))
+
+
+def dispose(app: Flask, *, close: bool = True) -> None:
+    """Drop the pooled connections of both engines (``close=False``: in a forked child, which
+    must not use or close its parent's)."""
+    for name in ("db.engine", "db.autocommit_engine"):
+        app.extensions[name].dispose(close=close)
 
 
 def session() -> Session:

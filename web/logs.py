@@ -9,7 +9,7 @@ import time
 import uuid
 
 from flask import Flask, g, request
-from pythonjsonlogger.json import JsonFormatter
+from pythonjsonlogger.orjson import OrjsonFormatter
 
 REQUEST_ID_HEADER = "X-Request-Id"
 
@@ -67,8 +67,10 @@ def configure_logging(level: int = logging.INFO) -> None:
         root.setLevel(level)
         return
     handler = logging.StreamHandler(sys.stderr)
+    # orjson: the request line is written once per request (the stdlib encoder was a third
+    # of its cost).
     handler.setFormatter(
-        JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s", timestamp=False)
+        OrjsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s", timestamp=False)
     )
     handler.addFilter(_ContextFilter())
     handler._workteam = True  # type: ignore[attr-defined]
