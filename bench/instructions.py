@@ -1,7 +1,9 @@
 """Instructions per SCIM request, counted by valgrind's callgrind: a measure of a code change
 that the host's timing noise (20 % between minutes here) does not blur.
 
-    .venv/bin/python bench/instructions.py lookup|page|patch|post [--requests 300] [--db bench_ours]
+    .venv/bin/python bench/instructions.py KIND [--requests 300] [--db bench_ours]
+
+KIND: lookup, page, patch, post or put.
 
 Runs on the database a `bench/run.py` run left (its first organization, a new SCIM token).
 The app is called as a WSGI app in one process, twice under callgrind: once with only the
@@ -26,7 +28,7 @@ from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parent.parent
 WARM_UP = 50
-KINDS = ("lookup", "page", "patch", "post")
+KINDS = ("lookup", "page", "patch", "post", "put")
 
 
 def environment(db: str) -> dict[str, str]:
@@ -36,8 +38,10 @@ def environment(db: str) -> dict[str, str]:
             "WORKTEAM_RATE_LIMIT": "1000000"}
 
 
-def requests(kind: str, base: str, users: list[tuple[str, str]]):  # type: ignore[no-untyped-def]
-    """(method, path, query, body) of the requests of ``kind``, endlessly."""
+def requests(kind: str, base: str, users: list[tuple[str, str]],  # type: ignore[no-untyped-def]
+             stored: dict[str, dict] | None = None):
+    """(method, path, query, body) of the requests of ``kind``, endlessly (``stored``: each
+    user's attributes, for ``put``)."""
     rng = random.Random(7)
     for n in itertools.count():
         uid, name = rng.choice(users)
@@ -49,6 +53,12 @@ def requests(kind: str, base: str, users: list[tuple[str, str]]):  # type: ignor
             op = {"op": "Replace", "path": "active", "value": "False" if n % 2 else "True"}
             yield "PATCH", f"{base}/Users/{uid}", "", {
                 "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [op]}
+        elif kind == "put":  # W3's PUT: the user as created, a new givenName, active
+            attrs = stored[uid]
+            yield "PUT", f"{base}/Users/{uid}", "", {
+                **attrs, "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "name": {**attrs.get("name", {}), "givenName": f"G{os.getpid()}-{n}"},
+                "active": True}
         else:
             user = f"ins{os.getpid()}-{n}@bench.example"
             yield "POST", f"{base}/Users", "", {
@@ -64,9 +74,10 @@ def child(kind: str, count: int, token: str, org: str) -> None:
 
     app = create_app()
     with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
-        users = [(str(i), n) for i, n in conn.execute(
-            "SELECT id, user_name FROM users ORDER BY seq LIMIT 20000")]
-    feed = requests(kind, f"/scim/v2/{org}", users)
+        rows = conn.execute("SELECT id, user_name, attrs FROM users ORDER BY seq LIMIT 20000")
+        stored = {str(i): attrs for i, _, attrs in rows}
+    users = [(uid, attrs["userName"]) for uid, attrs in stored.items()]
+    feed = requests(kind, f"/scim/v2/{org}", users, stored)
     status: list[str] = []
 
     def start_response(line: str, _headers: object, _exc: object = None) -> None:

@@ -8,6 +8,7 @@ an autocommit connection or session is one statement, which is its own transacti
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Callable, Sequence
@@ -235,51 +236,69 @@ def create_user(
 def get_user(
     session: Session, org_id: uuid.UUID, user_id: str | uuid.UUID, *, lock: bool = False
 ) -> User:
-    """The user ``user_id`` of ``org_id``; ``lock`` takes a row lock until the transaction ends
-    (the last resort of a writer that keeps losing optimistic races)."""
-    return get_user_row(session, org_id, user_id, lock=lock)[0]
-
-
-def get_user_row(
-    session: Session,
-    org_id: uuid.UUID,
-    user_id: str | uuid.UUID,
-    *,
-    lock: bool = False,
-    extra_columns: Sequence[Any] = (),
-) -> tuple[Any, ...]:
-    """``(user, *values of extra_columns)`` (e.g. correlated subqueries) in one query."""
-    try:
-        uid = user_id if isinstance(user_id, uuid.UUID) else uuid.UUID(str(user_id))
-    except ValueError:
-        raise NotFoundError(f"User {user_id} not found") from None
-    row = session.execute(_user_row(extra_columns, lock), {"uid": uid, "org_id": org_id}).first()
+    """The user ``user_id`` of ``org_id``, in ``session`` (to be changed or deleted through it);
+    ``lock`` takes a row lock until the transaction ends."""
+    row = session.execute(_user_row(lock), {"uid": _user_uuid(user_id), "org_id": org_id}).first()
     if row is None:
         raise NotFoundError(f"User {user_id} not found")
-    return tuple(row)
+    return row[0]
 
 
-# One statement per shape, built once: SQLAlchemy memoizes a statement's cache key on the
-# object, so a reused one skips rebuilding the expression and its key (a third of a millisecond
-# per GET, PUT and PATCH). The value keeps the columns alive, so their ids stay theirs.
-_USER_ROWS: dict[tuple[tuple[int, ...], bool], tuple[Any, tuple[Any, ...]]] = {}
+def _user_uuid(user_id: str | uuid.UUID) -> uuid.UUID:
+    try:
+        return user_id if isinstance(user_id, uuid.UUID) else uuid.UUID(str(user_id))
+    except ValueError:
+        raise NotFoundError(f"User {user_id} not found") from None
 
 
-def _user_row(extra_columns: Sequence[Any], lock: bool) -> Any:
-    key = (tuple(id(c) for c in extra_columns), lock)
-    found = _USER_ROWS.get(key)
-    if found is None:
-        stmt = select(User, *extra_columns).where(
-            User.id == bindparam("uid"), User.org_id == bindparam("org_id")
-        )
-        if lock:
-            stmt = stmt.with_for_update(of=User).execution_options(populate_existing=True)
-        found = _USER_ROWS[key] = (stmt, tuple(extra_columns))
-    return found[0]
+@functools.cache
+def _user_row(lock: bool) -> Any:
+    # Built once: SQLAlchemy memoizes a statement's cache key on the object.
+    stmt = select(User).where(User.id == bindparam("uid"), User.org_id == bindparam("org_id"))
+    if lock:
+        stmt = stmt.with_for_update(of=User).execution_options(populate_existing=True)
+    return stmt
+
+
+@dataclass(frozen=True)
+class ShownUser:
+    """A user as a SCIM response shows it: its row, its direct groups and its manager."""
+
+    user: User  # loaded and detached: ``replace_user`` writes it, a response renders it
+    groups: list[tuple[Any, str]]  # (id, displayName)
+    manager_name: str | None  # the resolved manager's displayName, else userName
+
+
+def read_user(
+    connection: Connection, org_id: uuid.UUID, user_id: str | uuid.UUID, *, lock: bool = False
+) -> ShownUser:
+    """The user ``user_id`` of ``org_id`` with its groups and manager's name, in one statement
+    on the psycopg connection (``driver_rows``: the ORM's loading was most of a GET's and a
+    PUT's SQLAlchemy time). ``lock`` takes a row lock until ``connection``'s transaction ends
+    (the last resort of a writer that keeps losing optimistic races)."""
+    rows = driver_rows(connection, _shown_user(lock),
+                       {"uid": _user_uuid(user_id), "org_id": org_id})
+    if not rows:
+        raise NotFoundError(f"User {user_id} not found")
+    row = rows[0]._asdict()
+    groups, manager_name = row.pop("shown_groups"), row.pop("shown_manager")
+    user = User(**row)
+    make_transient_to_detached(user)  # as if loaded: no pending changes
+    return ShownUser(user, [(gid, name) for gid, name in groups or ()], manager_name)
+
+
+@functools.cache
+def _shown_user(lock: bool) -> Any:
+    stmt = select(
+        *_USERS.c,
+        memberships.groups_column().label("shown_groups"),
+        memberships.manager_column().label("shown_manager"),
+    ).where(_USERS.c.id == bindparam("uid"), _USERS.c.org_id == bindparam("org_id"))
+    return stmt.with_for_update(of=_USERS) if lock else stmt
 
 
 def replace_user(
-    db: Session,
+    db: Session | Connection,
     user: User,
     attrs: dict,
     *,
@@ -288,8 +307,8 @@ def replace_user(
     paid: bool | None = None,
 ) -> WriteResult:
     """Store ``attrs`` as the user's new attributes (and a new password hash if given), with
-    the write's follow-up jobs, in one statement. ``db``: a session in a transaction, or one
-    in autocommit (the statement commits on its own).
+    the write's follow-up jobs, in one statement. ``db``: a session in a transaction, or an
+    autocommit connection (the statement commits on its own).
 
     A write that changes nothing is not a write: version, lastModified and follow-ups stay.
     ``expected_version`` (default: the version read) is checked in the UPDATE itself, so two
@@ -324,7 +343,8 @@ def replace_user(
         "resolve_key": f"{memberships.RESOLVE_KIND}:{user.id}:{read_version + 1}",
     }
     try:
-        rows = driver_rows(db.connection(), _UPDATE_USER, {**params, "attrs": jsonb(attrs)})
+        connection = db.connection() if isinstance(db, Session) else db
+        rows = driver_rows(connection, _UPDATE_USER, {**params, "attrs": jsonb(attrs)})
     except IntegrityError as exc:
         if _is_unique_violation(exc):
             raise DuplicateError(f"userName '{attrs['userName']}' is already taken") from None
@@ -341,7 +361,8 @@ def replace_user(
         int(job_id): kind for job_id, kind in written["written_jobs"]
         if kind not in followups.UNPUBLISHED
     }
-    jobs.remember(db, job_kinds.items())
+    if isinstance(db, Session):
+        jobs.remember(db, job_kinds.items())
     return WriteResult(user, True, list(job_kinds), job_kinds)
 
 

@@ -6,11 +6,11 @@ round trip to every lookup (two of the five an IdP's `userName eq` lookup used t
 The `userName eq` lookup, one Core statement, takes a plain autocommit connection
 (``autocommit_connection``), and a cached credential needs no session either, so a lookup opens
 no ORM session at all: the session and its transaction object were 7.6 % of its instructions.
-A create is one statement too (models/store.py) and takes the same connection, as does a
-PATCH that only sets ``active``; any other PATCH or a PUT reads and then writes in one
-statement on an autocommit session (``autocommit_session``): each statement is its own
-transaction. Autocommit connections come from their own pool (``db.autocommit_engine``), made
-in autocommit, so a checkout does not switch a connection's mode and back.
+A create is one statement too (models/store.py) and takes the same connection, as do a GET
+by id, a PATCH that only sets ``active``, and any other PATCH or a PUT (a read, then the write
+in one statement): each statement is its own transaction. Autocommit connections come from
+their own pool (``db.autocommit_engine``), made in autocommit, so a checkout does not switch a
+connection's mode and back.
 """
 
 from __future__ import annotations
@@ -65,20 +65,10 @@ def autocommit_connection() -> Connection:
     return found
 
 
-def autocommit_session() -> Session:
-    """The current request's ORM session in autocommit: for a write that is one statement
-    after its reads (a user's PATCH or PUT), with no BEGIN and no COMMIT round trip."""
-    ctx = g._get_current_object()
-    found = ctx.get("db_autocommit_session")
-    if found is None:
-        found = ctx.db_autocommit_session = current_app.extensions["db.autocommit_sessions"]()
-    return found
-
-
 def release(ctx: _AppCtxGlobals) -> None:
     """Give the request's (or task's) sessions and autocommit connection back to the pool;
     ``ctx`` is ``g``'s object."""
-    for name in ("db_session", "db_autocommit_session", "db_autocommit_connection"):
+    for name in ("db_session", "db_autocommit_connection"):
         held = ctx.pop(name, None)
         if held is not None:
             held.close()

@@ -10,9 +10,8 @@ from sqlalchemy.orm import Session
 
 from models import store
 from models.errors import DuplicateError, NotFoundError, VersionConflict
-from models.memberships import groups_column, manager_column
 from models.user import User
-from web.database import autocommit_connection, autocommit_session, session
+from web.database import autocommit_connection, session
 from web.scim import definitions as d
 from web.scim import discovery, listing, users
 from web.scim.auth import authenticate
@@ -76,10 +75,6 @@ def _paid() -> bool:
     return g.org.plan == "paid"
 
 
-def _get_user(user_id: str, *, lock: bool = False) -> User:
-    return _read_user(user_id, lock=lock)[0]
-
-
 # What a user's response shows besides its row: its direct groups, and its manager when the
 # reference is resolved (id, display name).
 Shown = tuple[list[tuple[Any, str]], users.ManagerRef | None]
@@ -88,17 +83,16 @@ Shown = tuple[list[tuple[Any, str]], users.ManagerRef | None]
 def _read_user(
     user_id: str, *, lock: bool = False, db: Session | None = None
 ) -> tuple[User, Shown]:
-    """The user, its groups and its manager's name, in one query (on ``db``, by default the
-    request's session)."""
+    """The user, its groups and its manager's name, in one statement (on ``db``'s connection,
+    by default the request's autocommit connection)."""
+    connection = db.connection() if db is not None else autocommit_connection()
     try:
-        user, groups, manager_name = store.get_user_row(
-            db or session(), g.org.id, user_id, lock=lock,
-            extra_columns=[groups_column(), manager_column()],
-        )
+        shown = store.read_user(connection, g.org.id, user_id, lock=lock)
     except NotFoundError:
         raise NotFound(f"User {user_id} not found") from None
-    manager = (user.manager_id, manager_name) if user.manager_id is not None else None
-    return user, ([(gid, name) for gid, name in groups or ()], manager)
+    user = shown.user
+    manager = (user.manager_id, shown.manager_name) if user.manager_id is not None else None
+    return user, (shown.groups, manager)
 
 
 def _manager_of(user: User, known: users.ManagerRef | None = None) -> users.ManagerRef | None:
@@ -186,17 +180,17 @@ def _write_user(user_id: str, make_attrs) -> Response:  # type: ignore[no-untype
     """Read, compute the new attributes, write with a version check; retry lost races, the
     last time under a row lock so that a busy user cannot starve a writer. The write is one
     statement (store.replace_user): until that last attempt, the read and the write each run
-    in autocommit, with no BEGIN and no COMMIT round trip."""
+    on the request's autocommit connection, with no BEGIN and no COMMIT round trip."""
     for attempt in range(WRITE_ATTEMPTS):
         locked = attempt == WRITE_ATTEMPTS - 1
-        db = session() if locked else autocommit_session()
+        db = session() if locked else None
         user, shown = _read_user(user_id, lock=locked, db=db)
         g.resource_id = str(user.id)
         asserted = check_if_match(user.version)
         attrs, password = make_attrs(user)
         try:
             result = store.replace_user(
-                db,
+                db or autocommit_connection(),
                 user,
                 attrs,
                 password_hash=users.password_hash_for(password),
@@ -206,7 +200,6 @@ def _write_user(user_id: str, make_attrs) -> Response:  # type: ignore[no-untype
         except DuplicateError as exc:
             raise Uniqueness(str(exc)) from None
         except VersionConflict:
-            db.rollback()  # and the next read loads the user afresh
             if asserted is not None:
                 raise PreconditionFailed(
                     f"User {user_id} changed since version W/\"{asserted}\""
@@ -272,7 +265,10 @@ def _set_active(user_id: str, active: bool) -> Response | None:
 
 @bp.delete("/Users/<user_id>")
 def delete_user(user_id: str) -> Response:
-    user = _get_user(user_id)
+    try:
+        user = store.get_user(session(), g.org.id, user_id)
+    except NotFoundError:
+        raise NotFound(f"User {user_id} not found") from None
     g.resource_id = str(user.id)
     check_if_match(user.version)
     job_ids = store.delete_user(session(), user, paid=_paid())
