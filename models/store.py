@@ -418,16 +418,9 @@ _SET_ACTIVE = text(
 ).bindparams(bindparam("active", type_=Boolean), bindparam("notice", type_=Boolean))
 
 
-@dataclass
-class ActiveSet:
-    result: WriteResult
-    groups: list[tuple[Any, str]]  # the user's direct groups: (id, displayName)
-    manager_name: str | None  # its resolved manager's displayName (else userName)
-
-
 def set_user_active(
     connection: Connection, org_id: uuid.UUID, user_id: uuid.UUID, active: bool, *, paid: bool
-) -> ActiveSet | None:
+) -> tuple[WriteResult, ShownUser] | None:
     """Set the user's ``active`` in one statement on an autocommit ``connection`` (its own
     transaction), with its follow-up jobs, unless it is so already; None when this statement
     cannot answer (no such user, among others: see ``_SET_ACTIVE``)."""
@@ -447,8 +440,8 @@ def set_user_active(
         if kind not in followups.UNPUBLISHED
     }
     groups = [(gid, name) for gid, name in written["shown_groups"] or ()]
-    return ActiveSet(WriteResult(user, written["changed"], list(job_kinds), job_kinds), groups,
-                     written["shown_manager"])
+    return (WriteResult(user, written["changed"], list(job_kinds), job_kinds),
+            ShownUser(user, groups, written["shown_manager"]))
 
 
 def delete_user(session: Session, user: User, *, paid: bool | None = None) -> list[int]:

@@ -90,9 +90,13 @@ def _read_user(
         shown = store.read_user(connection, g.org.id, user_id, lock=lock)
     except NotFoundError:
         raise NotFound(f"User {user_id} not found") from None
+    return shown.user, _shown(shown)
+
+
+def _shown(shown: store.ShownUser) -> Shown:
     user = shown.user
     manager = (user.manager_id, shown.manager_name) if user.manager_id is not None else None
-    return user, (shown.groups, manager)
+    return shown.groups, manager
 
 
 def _manager_of(user: User, known: users.ManagerRef | None = None) -> users.ManagerRef | None:
@@ -256,11 +260,10 @@ def _set_active(user_id: str, active: bool) -> Response | None:
     done = store.set_user_active(autocommit_connection(), g.org.id, uid, active, paid=_paid())
     if done is None:
         return None
+    result, shown = done
     g.resource_id = str(uid)
-    _publish(done.result.job_ids, done.result.job_kinds)
-    user = done.result.user
-    manager = (user.manager_id, done.manager_name) if user.manager_id is not None else None
-    return _user_response(user, (done.groups, manager))
+    _publish(result.job_ids, result.job_kinds)
+    return _user_response(result.user, _shown(shown))
 
 
 @bp.delete("/Users/<user_id>")
