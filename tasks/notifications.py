@@ -52,15 +52,21 @@ BATCH = 50
 NOTICE_BATCH = 500
 
 
+NO_ADMIN = "the organization has no admin"
+
+
 def record_dropped(
-    session: Session, org_id: uuid.UUID, event_key: str, template: str, reason: str
+    session: Session, org_id: uuid.UUID, event_keys: Sequence[str], template: str, reason: str
 ) -> None:
+    """A dropped record for each of ``event_keys`` (one statement), unless one exists."""
+    now = utcnow()
     session.execute(
         insert(SentMail)
-        .values(
-            org_id=org_id, event_key=event_key, template=template, recipient="",
-            state="dropped", reason=reason, created=utcnow(),
-        )
+        .values([
+            {"org_id": org_id, "event_key": key, "template": template, "recipient": "",
+             "state": "dropped", "reason": reason, "created": now}
+            for key in event_keys
+        ])
         .on_conflict_do_nothing(index_elements=["event_key"])
     )
 
@@ -90,7 +96,7 @@ def to_admins(
         admins = licensing.admins(session, org_id)
     if not admins:
         log.warning("org %s has no admin with an email: %s notice dropped", org_id, template)
-        record_dropped(session, org_id, event, template, "the organization has no admin")
+        record_dropped(session, org_id, [event], template, NO_ADMIN)
         return []
     ids = [
         mail_job(session, org_id, template, f"{event}:{a.id}", a.id, **payload) for a in admins
@@ -101,12 +107,18 @@ def to_admins(
 # -------------------------------------------------------------------------- deactivation
 
 
-def handle_deactivated(session: Session, job: Job, admins: list[User] | None = None) -> list[int]:
+def handle_deactivated(
+    session: Session, job: Job, admins: list[User] | None = None,
+    unreachable: list[str] | None = None,
+) -> list[int]:
+    """The mail jobs of one deactivation notice: to the user's manager, else to the org's
+    admins. ``unreachable`` (a pass over many notices, ``admins`` read and empty): the notice's
+    event is added to it for the caller to record as dropped with the pass's others."""
     user_id = uuid.UUID(job.payload["user_id"])
     event = f"deactivated:{user_id}:{job.payload.get('version')}"
     user = session.get(User, user_id)
     if user is None:
-        record_dropped(session, job.org_id, event, "deactivated", "the user was deleted")
+        record_dropped(session, job.org_id, [event], "deactivated", "the user was deleted")
         return []
     manager = session.get(User, user.manager_id) if user.manager_id else None
     if manager is not None and manager.active and manager.primary_email:
@@ -115,6 +127,9 @@ def handle_deactivated(session: Session, job: Job, admins: list[User] | None = N
             user_id=str(user_id),
         )
         return [found] if found else []
+    if unreachable is not None and admins == []:
+        unreachable.append(event)
+        return []
     return to_admins(session, job.org_id, "deactivated", event, {"user_id": str(user_id)},
                      admins)
 
@@ -149,12 +164,19 @@ def handle_deactivated_org(session: Session, job: Job) -> list[int]:
         session.scalars(select(User).where(any_of(User.id, managers))).all()
     admins = licensing.admins(session, job.org_id)
     mails: list[int] = []
+    unreachable: list[str] = []  # notices with no manager to mail, in an org with no admin
     now = utcnow()
     for notice in waiting:
-        mails += handle_deactivated(session, notice, admins)
+        mails += handle_deactivated(session, notice, admins, unreachable)
         notice.state, notice.updated, notice.finished_at = "done", now, now
         notice.attempts += 1
         notice.result = {"covered_by": job.id}
+    if unreachable:
+        # One warning and one statement for the pass (a burst of deactivations was a warning
+        # line and an INSERT each).
+        log.warning("org %s has no admin with an email: %d deactivated notice(s) dropped",
+                    job.org_id, len(unreachable))
+        record_dropped(session, job.org_id, unreachable, "deactivated", NO_ADMIN)
     job.result = {"notices": len(waiting)}
     if len(waiting) == NOTICE_BATCH:
         mails += enqueue_coalesced(session, job.org_id, KIND_NOTIFY_DEACTIVATED_ORG)

@@ -76,6 +76,25 @@ def test_deactivation_burst_is_decided_by_one_task_per_pass(worker_app, smtp_ser
     assert subjects == sorted(f"Staff {n} was deactivated in Workteam" for n in range(6))
 
 
+def test_deactivation_burst_without_admin_is_recorded_dropped(worker_app, smtp_server) -> None:
+    """No manager and no admin to tell: each notice of a burst gets its dropped record with the
+    reason (written per pass, in one statement), and its job is done."""
+    scim = org_scim(worker_app)
+    staff = [person(scim, "staff") for _ in range(5)]
+    wait_until(lambda: all_jobs_settled(worker_app, scim.org.id))
+    for member in staff:
+        set_active(scim, member["id"], False)
+    wait_until(lambda: len([m for m in mails_of(worker_app, scim.org.id)
+                            if m.template == "deactivated"]) == 5 or None)
+    wait_until(lambda: all_jobs_settled(worker_app, scim.org.id))
+    dropped = [m for m in mails_of(worker_app, scim.org.id) if m.template == "deactivated"]
+    assert {(m.state, m.reason) for m in dropped} == {("dropped", "the organization has no admin")}
+    assert sorted(m.event_key.rsplit(":", 1)[0] for m in dropped) == sorted(
+        f"deactivated:{member['id']}" for member in staff)
+    notices = jobs_of(worker_app, scim.org.id, "mail.deactivated")
+    assert len(notices) == 5 and all(j.state == "done" for j in notices)
+
+
 def test_smtp_down_then_up_mail_arrives_once(worker_app, smtp_server) -> None:
     scim = org_scim(worker_app)
     smtp_server.stop()
