@@ -212,10 +212,9 @@ def create_user(
         "resolve_kind": memberships.RESOLVE_KIND,
         "resolve_key": f"{memberships.RESOLVE_KIND}:{values['id']}:1",
     }
-    connection = db.connection() if isinstance(db, Session) else db
     try:
         # No savepoint: a failed create fails the request (and its transaction, if any).
-        ((seq, written),) = driver_rows(connection, _CREATE_USER,
+        ((seq, written),) = driver_rows(_connection(db), _CREATE_USER,
                                         {**params, "attrs": jsonb(attrs)})
     except IntegrityError as exc:
         if _is_unique_violation(exc):
@@ -280,11 +279,27 @@ def read_user(
                        {"uid": _user_uuid(user_id), "org_id": org_id})
     if not rows:
         raise NotFoundError(f"User {user_id} not found")
-    row = rows[0]._asdict()
-    groups, manager_name = row.pop("shown_groups"), row.pop("shown_manager")
-    user = User(**row)
-    make_transient_to_detached(user)  # as if loaded: no pending changes
-    return ShownUser(user, [(gid, name) for gid, name in groups or ()], manager_name)
+    return _shown_from(rows[0]._asdict())
+
+
+def _shown_from(row: dict[str, Any]) -> ShownUser:
+    """A ``ShownUser`` from a row of the users columns plus ``shown_groups`` and
+    ``shown_manager``, the user as loaded (detached, no pending changes)."""
+    user = User(**{key: row[key] for key in _USERS.c.keys()})
+    make_transient_to_detached(user)
+    groups = [(gid, name) for gid, name in row["shown_groups"] or ()]
+    return ShownUser(user, groups, row["shown_manager"])
+
+
+def _published(written_jobs: list) -> dict[int, str]:
+    """The jobs a statement wrote (``[[id, kind], ...]``) that are published after it."""
+    return {int(job_id): kind for job_id, kind in written_jobs
+            if kind not in followups.UNPUBLISHED}
+
+
+def _connection(db: Session | Connection) -> Connection:
+    """The connection a statement runs on: the session's (in its transaction), or ``db``."""
+    return db.connection() if isinstance(db, Session) else db
 
 
 @functools.cache
@@ -343,8 +358,7 @@ def replace_user(
         "resolve_key": f"{memberships.RESOLVE_KIND}:{user.id}:{read_version + 1}",
     }
     try:
-        connection = db.connection() if isinstance(db, Session) else db
-        rows = driver_rows(connection, _UPDATE_USER, {**params, "attrs": jsonb(attrs)})
+        rows = driver_rows(_connection(db), _UPDATE_USER, {**params, "attrs": jsonb(attrs)})
     except IntegrityError as exc:
         if _is_unique_violation(exc):
             raise DuplicateError(f"userName '{attrs['userName']}' is already taken") from None
@@ -357,10 +371,7 @@ def replace_user(
     written = rows[0]._asdict()
     for key in _USERS.c.keys():
         set_committed_value(user, key, written[key])
-    job_kinds = {
-        int(job_id): kind for job_id, kind in written["written_jobs"]
-        if kind not in followups.UNPUBLISHED
-    }
+    job_kinds = _published(written["written_jobs"])
     if isinstance(db, Session):
         jobs.remember(db, job_kinds.items())
     return WriteResult(user, True, list(job_kinds), job_kinds)
@@ -433,15 +444,9 @@ def set_user_active(
     if not rows:
         return None
     written = rows[0]._asdict()
-    user = User(**{key: written[key] for key in _USERS.c.keys()})
-    make_transient_to_detached(user)
-    job_kinds = {
-        int(job_id): kind for job_id, kind in written["written_jobs"]
-        if kind not in followups.UNPUBLISHED
-    }
-    groups = [(gid, name) for gid, name in written["shown_groups"] or ()]
-    return (WriteResult(user, written["changed"], list(job_kinds), job_kinds),
-            ShownUser(user, groups, written["shown_manager"]))
+    shown = _shown_from(written)
+    job_kinds = _published(written["written_jobs"])
+    return WriteResult(shown.user, written["changed"], list(job_kinds), job_kinds), shown
 
 
 def delete_user(session: Session, user: User, *, paid: bool | None = None) -> list[int]:

@@ -362,11 +362,10 @@ class _Patcher:
             return None
         t = attr.type
         if t == "boolean":
-            if isinstance(value, bool):
-                return value
-            if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-                return value.strip().lower() == "true"
-            raise InvalidValue(f"{label}: expected a boolean, got {_type_name(value)}")
+            found = _as_boolean(value)
+            if found is None:
+                raise InvalidValue(f"{label}: expected a boolean, got {_type_name(value)}")
+            return found
         if t in ("string", "reference", "binary", "dateTime"):
             if not isinstance(value, str):
                 raise InvalidValue(f"{label}: expected a string, got {_type_name(value)}")
@@ -827,6 +826,22 @@ def _fix_primary(items: list, written: list[int]) -> list:
 _ACTIVE_PATHS = ("active", "urn:ietf:params:scim:schemas:core:2.0:user:active")
 
 
+def _as_boolean(value: Any) -> bool | None:
+    """A boolean, or the strings "true"/"false" in any case (Entra sends "False"); else None."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return None
+
+
+def _is_patch_op(schemas: Any) -> bool:
+    """Whether a body's ``schemas`` name the PatchOp message."""
+    return isinstance(schemas, list) and any(
+        isinstance(s, str) and s.lower() == PATCH_OP_SCHEMA.lower() for s in schemas
+    )
+
+
 def active_only(body: Any, max_operations: int) -> bool | None:
     """What a user PatchOp sets ``active`` to, when replacing (or adding) ``active`` is all it
     does: Entra's deactivation ``{"op": "Replace", "path": "active", "value": "False"}``,
@@ -835,10 +850,8 @@ def active_only(body: Any, max_operations: int) -> bool | None:
     boolean; the last operation wins, as there."""
     if not isinstance(body, dict) or set(map(str.lower, body)) != {"schemas", "operations"}:
         return None
-    schemas, operations = _get_ci(body, "schemas"), _get_ci(body, "operations")
-    if not isinstance(schemas, list) or not any(
-        isinstance(s, str) and s.lower() == PATCH_OP_SCHEMA.lower() for s in schemas
-    ):
+    operations = _get_ci(body, "operations")
+    if not _is_patch_op(_get_ci(body, "schemas")):
         return None
     if not isinstance(operations, list) or not 0 < len(operations) <= max_operations:
         return None
@@ -861,11 +874,9 @@ def active_only(body: Any, max_operations: int) -> bool | None:
             path = key
         if not isinstance(path, str) or path.strip().lower() not in _ACTIVE_PATHS:
             return None
-        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-            value = value.strip().lower() == "true"
-        if not isinstance(value, bool):
+        active = _as_boolean(value)
+        if active is None:
             return None
-        active = value
     return active
 
 
@@ -885,10 +896,7 @@ def apply_patch(
     """
     if not isinstance(body, dict):
         raise InvalidSyntax("The PATCH body must be a JSON object")
-    schemas = _get_ci(body, "schemas")
-    if not isinstance(schemas, list) or not any(
-        isinstance(s, str) and s.lower() == PATCH_OP_SCHEMA.lower() for s in schemas
-    ):
+    if not _is_patch_op(_get_ci(body, "schemas")):
         raise InvalidSyntax(f"The PATCH body's 'schemas' must contain '{PATCH_OP_SCHEMA}'")
     operations = _get_ci(body, "operations")
     if not isinstance(operations, list) or not operations:
