@@ -57,6 +57,8 @@ class PhaseResult:
     gauge_ms: list[float] = field(default_factory=list)
     machine_cpu_pct: float = 0.0
     stopped_by: str = "count"
+    # What the server's PostgreSQL backends did meanwhile (servers.WaitSampler), if sampled.
+    pg_activity: dict[str, Any] | None = None
 
     @property
     def valid(self) -> bool:
@@ -102,6 +104,7 @@ class PhaseResult:
             "machine_gauge_ms": round(self.machine_gauge_ms, 3),
             "machine_cpu_pct": round(self.machine_cpu_pct, 1),
             "stopped_by": self.stopped_by,
+            **({"pg_activity": self.pg_activity} if self.pg_activity else {}),
         }
 
 

@@ -38,6 +38,7 @@ from servers import (
     RssSampler,
     Server,
     ServerError,
+    WaitSampler,
     ensure_free,
 )
 
@@ -86,7 +87,13 @@ class Recorder:
         """``rec.phase(run())``, with the CPU each process group used meanwhile added to
         ``key`` (the CPU table: what each operation costs, and where)."""
         before = self.meter.snapshot()
-        result = self.phase(run())
+        waits = WaitSampler(self.server.db) if self.server.db else None
+        if waits is not None:
+            waits.start()
+        result = run()
+        if waits is not None:
+            result.pg_activity = waits.stop()
+        self.phase(result)
         used = CpuMeter.since(before, self.meter.snapshot())
         entry = self.cpu.setdefault(key, {"ops": 0, "seconds": {}})
         entry["ops"] += result.ops
@@ -144,10 +151,14 @@ def run_server(name: str, sizes: wl.Sizes, selected: list[str], raw_dir: Path,
             rec.put("mem_peak_mb", round(sampler.peak / 2**20, 1),
                     note=f"{sampler.peak_processes} processes")
             rec.put("mem_peak_pss_mb", round(sampler.peak_pss / 2**20, 1))
+            web_rss, web_pss = sampler.peak_by_tag.get("web", (0, 0))
+            rec.put("mem_web_peak_mb", round(web_rss / 2**20, 1))
+            rec.put("mem_web_peak_pss_mb", round(web_pss / 2**20, 1))
         server.stop()
     if rec.cpu_shares:
         rec.put("loadgen_cpu", round(max(rec.cpu_shares), 2))
     rec.notes += machine_speed_notes(rec.phases)
+    rec.notes += idle_machine_notes(rec.phases)
     out.update(metrics=rec.metrics, phases=rec.phases, cpu=rec.cpu, notes=server.notes + rec.notes,
                seeded_by=server.seeded_by)
     return out
@@ -256,6 +267,28 @@ def run_workloads(server: Server, rec: Recorder, sizes: wl.Sizes, selected: list
 SLOWER_MACHINE_NOTE = 1.2
 
 
+def idle_machine_notes(phases: list[dict[str, Any]], busy_pct: float = 90.0) -> list[str]:
+    """Notes on concurrent phases that left the machine partly idle, with what PostgreSQL's
+    backends were waiting on meanwhile (``pg_activity``, from servers.WaitSampler).
+
+    16 clients keep both cores busy when a server only computes (98-99 % in W1-W3); a phase
+    well below that waited on something, and the rate it measured says so only indirectly.
+    On 2026-12-06 ours' W3 PATCH phase ran at 77 % once and at 98 % in every rerun.
+    """
+    notes = []
+    for p in phases:
+        if p["concurrency"] < 16 or p["machine_cpu_pct"] >= busy_pct or not p["ops"]:
+            continue
+        text = f"{p['name']}: the machine was {p['machine_cpu_pct']:.0f}% busy"
+        activity = p.get("pg_activity")
+        if activity and activity["samples"]:
+            waits = ", ".join(f"{k} {v:.0%}" for k, v in list(activity["waits"].items())[:4])
+            text += (f"; PostgreSQL: {activity['active_backends']} active backends on average "
+                     f"({waits}), {activity['idle_in_transaction']} idle in a transaction")
+        notes.append(text)
+    return notes
+
+
 def machine_speed_notes(phases: list[dict[str, Any]]) -> list[str]:
     """Notes on W2 phases that ran on a slower machine than the others.
 
@@ -327,6 +360,9 @@ def metric_rows(sizes: wl.Sizes) -> list[tuple[str, str, str, str]]:
         ("mem_peak_mb", "Peak RSS, web + worker processes", "MiB", "down"),
         ("mem_peak_pss_mb", "Peak PSS (shared pages counted once), web + worker processes",
          "MiB", "down"),
+        ("mem_web_peak_mb", "Peak RSS, web processes only (a peer's are all its processes)",
+         "MiB", "down"),
+        ("mem_web_peak_pss_mb", "Peak PSS, web processes only", "MiB", "down"),
         ("loadgen_cpu", "Load generator CPU share (max over W1-W3 phases; 1.0 = a core)",
          "core", "down"),
     ]

@@ -80,13 +80,15 @@ class RssSampler:
     """Samples the summed memory of some process trees every ``interval`` seconds; keeps the
     peaks of two sums. RSS counts a page shared by several processes (gunicorn workers, Celery's
     pool children: forked from one parent) once in each of them; PSS divides it among them, so
-    the PSS sum is the memory these processes take from the machine."""
+    the PSS sum is the memory these processes take from the machine. ``roots``: each tree's
+    root pid and its tag ("web", "worker"); the peaks of each tag's own sums are kept too."""
 
-    def __init__(self, roots: Iterable[int], interval: float = 0.25):
-        self.roots = list(roots)
+    def __init__(self, roots: dict[int, str], interval: float = 0.25):
+        self.roots = dict(roots)
         self.interval = interval
         self.peak = 0
         self.peak_pss = 0
+        self.peak_by_tag: dict[str, tuple[int, int]] = {}  # tag -> (peak RSS, peak PSS)
         self.last = 0
         self.peak_processes = 0
         self._stop = threading.Event()
@@ -96,25 +98,32 @@ class RssSampler:
         total = 0
         pss = 0
         count = 0
-        for root in self.roots:
+        by_tag: dict[str, list[int]] = {}
+        for root, tag in self.roots.items():
             try:
                 proc = psutil.Process(root)
                 procs = [proc, *proc.children(recursive=True)]
             except psutil.NoSuchProcess:
                 continue
+            sums = by_tag.setdefault(tag, [0, 0])
             for p in procs:
                 try:
                     full = p.memory_full_info()
-                    total += full.rss
-                    pss += full.pss
-                    count += 1
                 except psutil.NoSuchProcess:
-                    pass
+                    continue
+                total += full.rss
+                pss += full.pss
+                sums[0] += full.rss
+                sums[1] += full.pss
+                count += 1
         self.last = total
         if total > self.peak:
             self.peak = total
             self.peak_processes = count
         self.peak_pss = max(self.peak_pss, pss)
+        for tag, (rss, tag_pss) in by_tag.items():
+            old = self.peak_by_tag.get(tag, (0, 0))
+            self.peak_by_tag[tag] = (max(old[0], rss), max(old[1], tag_pss))
         return total
 
     def _loop(self) -> None:
@@ -186,6 +195,65 @@ class CpuMeter:
         for key, cpu in after.items():
             out[key[0]] = out.get(key[0], 0.0) + cpu - before.get(key, 0.0)
         return out
+
+
+class WaitSampler:
+    """What a server's PostgreSQL backends were doing during a phase: ``pg_stat_activity``
+    read every ``interval`` seconds, each active backend counted by its wait event ("CPU" when
+    it waits on nothing), and the backends idle inside a transaction. A phase that leaves the
+    machine partly idle waited on something; this says whether it was PostgreSQL (a lock, the
+    WAL flush) and which. One cheap query a few times a second, from its own thread."""
+
+    _QUERY = """
+        SELECT state, wait_event_type, wait_event FROM pg_stat_activity
+        WHERE datname = %s AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+    """
+
+    def __init__(self, db: str, interval: float = 0.2):
+        self.db = db
+        self.interval = interval
+        self.samples = 0
+        self.waits: dict[str, int] = {}
+        self.idle_in_transaction = 0
+        self.error: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> dict[str, Any]:
+        """Stop; the phase's figures: samples, mean active backends, waits by share."""
+        self._stop.set()
+        self._thread.join(timeout=10)
+        active = sum(self.waits.values())
+        n = max(self.samples, 1)
+        return {
+            "samples": self.samples,
+            "active_backends": round(active / n, 2),
+            "idle_in_transaction": round(self.idle_in_transaction / n, 2),
+            # Share of the active backends' samples per wait, largest first.
+            "waits": {k: round(v / max(active, 1), 3)
+                      for k, v in sorted(self.waits.items(), key=lambda kv: -kv[1])},
+            **({"error": self.error} if self.error else {}),
+        }
+
+    def _loop(self) -> None:
+        import psycopg
+
+        try:
+            with psycopg.connect(PG_URL.format(db="postgres"), autocommit=True) as conn:
+                while not self._stop.is_set():
+                    for state, kind, event in conn.execute(self._QUERY, (self.db,)):
+                        if state == "active":
+                            key = f"{kind}:{event}" if kind else "CPU"
+                            self.waits[key] = self.waits.get(key, 0) + 1
+                        elif state == "idle in transaction":
+                            self.idle_in_transaction += 1
+                    self.samples += 1
+                    self._stop.wait(self.interval)
+        except Exception as exc:  # a dropped database at the end of a run, and the like
+            self.error = f"{type(exc).__name__}: {exc}"
 
 
 class Autovacuum:
@@ -329,10 +397,11 @@ class Server:
             time.sleep(0.25)
         raise ServerError(f"{self.name} not ready after {READY_TIMEOUT_S}s: {last}")
 
-    def roots(self) -> list[int]:
-        """The running processes of the server itself (not those of ENVIRONMENT_TAGS)."""
-        return [p.pid for p in self.procs
-                if p.poll() is None and self.tags[p.pid] not in ENVIRONMENT_TAGS]
+    def roots(self) -> dict[int, str]:
+        """The running processes of the server itself (not those of ENVIRONMENT_TAGS), with
+        their tags."""
+        return {p.pid: self.tags[p.pid] for p in self.procs
+                if p.poll() is None and self.tags[p.pid] not in ENVIRONMENT_TAGS}
 
     def stop(self) -> None:
         for proc in self.procs:
