@@ -12,6 +12,8 @@ workers = int(os.environ.get("BENCH_GUNICORN_WORKERS", "4"))
 worker_class = os.environ.get("BENCH_GUNICORN_WORKER_CLASS", "gthread")
 threads = int(os.environ.get("BENCH_GUNICORN_THREADS", "4"))
 keepalive = 5
+# At most 8 client connections per worker (bench/README.md: a phase once gave one worker all 16).
+worker_connections = int(os.environ.get("BENCH_GUNICORN_WORKER_CONNECTIONS", "8"))
 backlog = 2048
 timeout = 120
 graceful_timeout = 10

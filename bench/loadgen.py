@@ -59,6 +59,8 @@ class PhaseResult:
     stopped_by: str = "count"
     # What the server's PostgreSQL backends did meanwhile (servers.WaitSampler), if sampled.
     pg_activity: dict[str, Any] | None = None
+    # Each web process's CPU and client connections meanwhile (servers.WebSpread).
+    web_spread: dict[str, Any] | None = None
 
     @property
     def valid(self) -> bool:
@@ -105,6 +107,7 @@ class PhaseResult:
             "machine_cpu_pct": round(self.machine_cpu_pct, 1),
             "stopped_by": self.stopped_by,
             **({"pg_activity": self.pg_activity} if self.pg_activity else {}),
+            **({"web_spread": self.web_spread} if self.web_spread else {}),
         }
 
 

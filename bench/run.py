@@ -39,6 +39,7 @@ from servers import (
     Server,
     ServerError,
     WaitSampler,
+    WebSpread,
     ensure_free,
 )
 
@@ -88,9 +89,12 @@ class Recorder:
         ``key`` (the CPU table: what each operation costs, and where)."""
         before = self.meter.snapshot()
         waits = WaitSampler(self.server.db) if self.server.db else None
+        spread = WebSpread(self.server.roots(), self.server.port)
+        spread.start()
         if waits is not None:
             waits.start()
         result = run()
+        result.web_spread = spread.stop()
         if waits is not None:
             result.pg_activity = waits.stop()
         self.phase(result)
@@ -285,6 +289,11 @@ def idle_machine_notes(phases: list[dict[str, Any]], busy_pct: float = 90.0) -> 
             waits = ", ".join(f"{k} {v:.0%}" for k, v in list(activity["waits"].items())[:4])
             text += (f"; PostgreSQL: {activity['active_backends']} active backends on average "
                      f"({waits}), {activity['idle_in_transaction']} idle in a transaction")
+        spread = p.get("web_spread")
+        if spread and len(spread["process_cores"]) > 1:
+            text += (f"; web processes' CPU {' / '.join(map(str, spread['process_cores']))} "
+                     f"cores, their client connections "
+                     f"{' / '.join(map(str, spread['connections']))}")
         notes.append(text)
     return notes
 
@@ -575,7 +584,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{os.cpu_count()} cores, {platform.python_implementation()} "
                    f"{platform.python_version()}",
         "gunicorn": f"{gconf['worker_class']} {gconf['workers']} workers x "
-                    f"{gconf['threads']} threads",
+                    f"{gconf['threads']} threads, <= {gconf['worker_connections']} connections "
+                    f"each",
         "workloads": selected,
         "servers": names,
     }

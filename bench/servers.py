@@ -197,6 +197,73 @@ class CpuMeter:
         return out
 
 
+class WebSpread:
+    """How a phase's load spread over the server's web processes: each one's CPU (in cores,
+    over the phase) and its established client connections (sampled every second; the
+    sample with the most connections is kept). The load generator's clients keep their
+    connections alive for the whole phase, and gunicorn hands each new connection to whichever
+    worker accepts it first, so one phase can give a worker 7 of the 16 connections and
+    another 1: that worker is then bound by its own GIL while the machine idles."""
+
+    def __init__(self, roots: dict[int, str], port: int, interval: float = 1.0):
+        self.port = port
+        self.interval = interval
+        self.procs: list[psutil.Process] = []
+        for pid, tag in roots.items():
+            if tag != "web":
+                continue
+            try:
+                root = psutil.Process(pid)
+                self.procs += [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+        self.connections: list[int] = []
+        self._cpu0: dict[int, float] = {}
+        self._t0 = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _cpu(self) -> dict[int, float]:
+        out = {}
+        for p in self.procs:
+            try:
+                t = p.cpu_times()
+                out[p.pid] = t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        return out
+
+    def _count(self) -> list[int]:
+        counts = []
+        for p in self.procs:
+            try:
+                conns = p.net_connections(kind="tcp")
+            except psutil.NoSuchProcess:
+                continue
+            counts.append(sum(1 for c in conns if c.status == psutil.CONN_ESTABLISHED
+                              and c.laddr and c.laddr.port == self.port))
+        return sorted(counts, reverse=True)
+
+    def start(self) -> None:
+        self._cpu0, self._t0 = self._cpu(), time.perf_counter()
+        self._thread.start()
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        wall = time.perf_counter() - self._t0
+        cpu1 = self._cpu()
+        cores = sorted((round((cpu1[pid] - self._cpu0.get(pid, 0.0)) / wall, 2)
+                        for pid in cpu1 if wall > 0), reverse=True)
+        return {"process_cores": cores, "connections": self.connections}
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            counts = self._count()
+            if sum(counts) > sum(self.connections):
+                self.connections = counts
+
+
 class WaitSampler:
     """What a server's PostgreSQL backends were doing during a phase: ``pg_stat_activity``
     read every ``interval`` seconds, each active backend counted by its wait event ("CPU" when
