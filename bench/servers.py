@@ -377,8 +377,11 @@ class Autovacuum:
                 analyze = modified > 50 + 0.1 * rows
                 if not (vacuum or analyze):
                     continue
-                command = "VACUUM (ANALYZE)" if vacuum and analyze else (
-                    "VACUUM" if vacuum else "ANALYZE")
+                # PARALLEL 0: autovacuum never vacuums a table's indexes with parallel
+                # workers; a plain VACUUM did here (users has 16 indexes), which showed as
+                # IPC:ParallelFinish waits in a W2 phase.
+                command = "VACUUM (ANALYZE, PARALLEL 0)" if vacuum and analyze else (
+                    "VACUUM (PARALLEL 0)" if vacuum else "ANALYZE")
                 t0 = time.monotonic()
                 conn.execute(f'{command} "{name}"')
                 self.runs += 1
