@@ -9,7 +9,8 @@ Runs on the database a `bench/run.py` run left (its first organization, a new SC
 The app is called as a WSGI app in one process, twice under callgrind: once with only the
 warm-up requests and once with ``--requests`` more; the difference divided by their number is
 what one request costs (the request log included). The same code measured twice differs by
-about 1 %. Needs valgrind (Debian's package); a run takes a few minutes.
+about 1 % for a lookup or a page, by up to 10 % for a write (probably the outbox's publishing
+thread, which works partly inside the counted window). Needs valgrind (Debian's package); a run takes a few minutes.
 """
 
 from __future__ import annotations
