@@ -10,7 +10,8 @@ The app is called as a WSGI app in one process, twice under callgrind: once with
 warm-up requests and once with ``--requests`` more; the difference divided by their number is
 what one request costs (the request log included). The same code measured twice differs by
 about 1 % for a lookup or a page, by up to 10 % for a write (probably the outbox's publishing
-thread, which works partly inside the counted window). Needs valgrind (Debian's package); a run takes a few minutes.
+thread, which works partly inside the counted window). Needs valgrind (Debian's package); a
+run takes a few minutes.
 """
 
 from __future__ import annotations
