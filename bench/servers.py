@@ -76,6 +76,15 @@ def fresh_db(name: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def process_tree(pid: int) -> list[psutil.Process]:
+    """A process and all its descendants (gunicorn's workers, Celery's pool); [] once gone."""
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
 class RssSampler:
     """Samples the summed memory of some process trees every ``interval`` seconds; keeps the
     peaks of two sums. RSS counts a page shared by several processes (gunicorn workers, Celery's
@@ -100,10 +109,8 @@ class RssSampler:
         count = 0
         by_tag: dict[str, list[int]] = {}
         for root, tag in self.roots.items():
-            try:
-                proc = psutil.Process(root)
-                procs = [proc, *proc.children(recursive=True)]
-            except psutil.NoSuchProcess:
+            procs = process_tree(root)
+            if not procs:
                 continue
             sums = by_tag.setdefault(tag, [0, 0])
             for p in procs:
@@ -168,11 +175,7 @@ class CpuMeter:
                     pass
 
         for proc in self.server.procs:
-            try:
-                root = psutil.Process(proc.pid)
-                add(self.server.tags[proc.pid], [root, *root.children(recursive=True)])
-            except psutil.NoSuchProcess:
-                pass
+            add(self.server.tags[proc.pid], process_tree(proc.pid))
         for proc in psutil.process_iter(["name"]):
             name = proc.info["name"] or ""
             if name.startswith("postgres"):
@@ -208,15 +211,7 @@ class WebSpread:
     def __init__(self, roots: dict[int, str], port: int, interval: float = 1.0):
         self.port = port
         self.interval = interval
-        self.procs: list[psutil.Process] = []
-        for pid, tag in roots.items():
-            if tag != "web":
-                continue
-            try:
-                root = psutil.Process(pid)
-                self.procs += [root, *root.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                continue
+        self.procs = [p for pid, tag in roots.items() if tag == "web" for p in process_tree(pid)]
         self.connections: list[int] = []
         self._cpu0: dict[int, float] = {}
         self._t0 = 0.0
@@ -251,10 +246,9 @@ class WebSpread:
     def stop(self) -> dict[str, Any]:
         self._stop.set()
         self._thread.join(timeout=10)
-        wall = time.perf_counter() - self._t0
-        cpu1 = self._cpu()
-        cores = sorted((round((cpu1[pid] - self._cpu0.get(pid, 0.0)) / wall, 2)
-                        for pid in cpu1 if wall > 0), reverse=True)
+        wall = max(time.perf_counter() - self._t0, 1e-9)
+        cores = sorted((round((cpu - self._cpu0.get(pid, 0.0)) / wall, 2)
+                        for pid, cpu in self._cpu().items()), reverse=True)
         return {"process_cores": cores, "connections": self.connections}
 
     def _loop(self) -> None:

@@ -61,7 +61,7 @@ GENERATION_PREFIX = "wt:cred:"
 GENERATION_TTL_SECONDS = 86_400
 
 # Sent as EVALSHA, through this thread's own connection (redisconn.own_client): redis-py's
-# Script object and pooled client cost a third more client CPU per request (measured).
+# Script object and pooled client were a third of the command's client CPU (measured).
 _GCRA_SHA = hashlib.sha1(_GCRA.encode()).hexdigest()  # noqa: S324 (Redis names scripts so)
 
 
