@@ -103,3 +103,24 @@ def test_limit_holds_after_redis_forgets_the_script(client, app):
     statuses = [scim.get("/Users").status_code for _ in range(7)]
     assert statuses[:3] == [200] * 3
     assert 429 in statuses[3:]
+
+
+def test_limit_holds_after_redis_drops_the_connection(client, app):
+    # A Redis restart or its client timeout closes the limiter's connection: the next request
+    # opens a new one and is counted, and the limiter does not rest (fail open) meanwhile.
+    from web.redisconn import available, own_client
+    from web.redisconn import client as redis_client
+
+    url = app.config["RATE_LIMIT_REDIS_URL"]
+    org = make_org(app)
+    _set_rate(app, org.id, 2)  # bursts of 4
+    scim = ScimClient(client, org)
+    assert scim.get("/Users").status_code == 200
+    # The test client serves requests on this thread, so this is the limiter's connection.
+    limiter_id = own_client(url).client_id()
+    assert redis_client(url).client_kill_filter(_id=limiter_id) == 1
+    statuses = [scim.get("/Users").status_code for _ in range(7)]
+    assert available(url)
+    assert statuses[:3] == [200] * 3
+    assert 429 in statuses[3:]
+    assert own_client(url).client_id() != limiter_id
