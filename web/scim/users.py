@@ -7,7 +7,7 @@ from typing import Any
 from flask import current_app
 
 from models.passwords import hash_password
-from models.user import User
+from models.store import StoredUser
 from web.scim import definitions as d
 from web.scim.errors import InvalidValue
 from web.scim.schemas import load_resource
@@ -79,7 +79,7 @@ def base_url(org_id: object) -> str:
     return f"{current_app.config['PUBLIC_URL']}/scim/v2/{org_id}"
 
 
-def location(user: User) -> str:
+def location(user: StoredUser) -> str:
     return f"{base_url(user.org_id)}/Users/{user.id}"
 
 
@@ -95,7 +95,7 @@ ManagerRef = tuple[Any, str | None]
 
 
 def render_user(
-    user: User,
+    user: StoredUser,
     manager: ManagerRef | None,
     groups: list[tuple[Any, str]],
     base: str | None = None,
@@ -147,6 +147,6 @@ def render_user(
     return out
 
 
-def patch_target(user: User) -> dict:
+def patch_target(user: StoredUser) -> dict:
     """The canonical resource a PATCH operates on: the stored attributes as sent."""
     return dict(user.attrs)

@@ -82,7 +82,7 @@ Shown = tuple[list[tuple[Any, str]], users.ManagerRef | None]
 
 def _read_user(
     user_id: str, *, lock: bool = False, db: Session | None = None
-) -> tuple[User, Shown]:
+) -> tuple[store.StoredUser, Shown]:
     """The user, its groups and its manager's name, in one statement (on ``db``'s connection,
     by default the request's autocommit connection)."""
     connection = db.connection() if db is not None else autocommit_connection()
@@ -99,7 +99,9 @@ def _shown(shown: store.ShownUser) -> Shown:
     return shown.groups, manager
 
 
-def _manager_of(user: User, known: users.ManagerRef | None = None) -> users.ManagerRef | None:
+def _manager_of(
+    user: store.StoredUser, known: users.ManagerRef | None = None
+) -> users.ManagerRef | None:
     if user.manager_id is None:
         return None
     if known is not None and known[0] == user.manager_id:
@@ -108,7 +110,7 @@ def _manager_of(user: User, known: users.ManagerRef | None = None) -> users.Mana
     return (manager.id, manager.display_name or manager.user_name) if manager else None
 
 
-def _user_response(user: User, shown: Shown, status: int = 200) -> Response:
+def _user_response(user: store.StoredUser, shown: Shown, status: int = 200) -> Response:
     """The user as stored, projected by ``attributes``/``excludedAttributes`` (RFC 7644
     §3.4.2.5 allows them on every operation that returns a resource). ``shown``: its groups
     and manager as read before a write (a user write changes neither its groups nor, unless
@@ -237,7 +239,7 @@ def patch_user(user_id: str) -> Response:
         if done is not None:
             return done
 
-    def make_attrs(user: User) -> tuple[dict, str | None]:
+    def make_attrs(user: store.StoredUser) -> tuple[dict, str | None]:
         resource, changes = apply_patch(
             users.patch_target(user),
             body,
