@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from models import licensing
-from models.db import any_of, utcnow
+from models.db import any_of, driver_rows, utcnow
 from models.jobs import (
     KIND_MAIL,
     KIND_NOTIFY_DEACTIVATED,
@@ -215,8 +215,10 @@ _RECORD = text(
         RETURNING state
     )
     SELECT rec.state,
-           r.active, r.primary_email, r.display_name, r.given_name, r.user_name,
-           s.active, s.primary_email, s.display_name, s.given_name, s.user_name
+           r.active AS r_active, r.primary_email AS r_email, r.display_name AS r_display_name,
+           r.given_name AS r_given_name, r.user_name AS r_user_name,
+           s.active AS s_active, s.primary_email AS s_email, s.display_name AS s_display_name,
+           s.given_name AS s_given_name, s.user_name AS s_user_name
     FROM rec
     LEFT JOIN users r ON r.id = CAST(:recipient AS uuid)
     LEFT JOIN users s ON s.id = CAST(:subject AS uuid)
@@ -234,6 +236,7 @@ _FINISH = text(
     UPDATE jobs SET state = 'done', attempts = attempts + 1, updated = now(),
                     finished_at = now(), result = CAST(:result AS jsonb)
     WHERE id = :job_id
+    RETURNING id
     """
 )
 
@@ -292,11 +295,11 @@ def send_one(
     done here too (a job run by ``run_job`` is marked done by it)."""
     template, event = payload["template"], payload["event"]
     subject_id = payload.get("user_id")
-    row = session.execute(
-        _RECORD,
+    (row,) = driver_rows(
+        session.connection(), _RECORD,
         {"org_id": org_id, "event": event, "template": template,
          "recipient": payload["recipient_id"], "subject": subject_id},
-    ).one()
+    )
     if row[0] != "pending":
         outcome, state, reason, address = "done before", row[0], None, None
     else:
@@ -323,8 +326,8 @@ def send_one(
             address = recipient.email
             log.info("mail %s for job %s sent", template, job_id)
     if outcome != "done before" or batched_with is not None:
-        session.execute(
-            _FINISH,
+        driver_rows(
+            session.connection(), _FINISH,
             {"mark": outcome != "done before", "sent": outcome == "sent", "state": state,
              "reason": reason, "recipient": address, "event": event,
              "job_id": job_id if batched_with is not None else None,
@@ -380,11 +383,11 @@ def send_waiting(job_id: int, mailer: mail.Mailer, limit: int = BATCH - 1) -> in
         )
     while org is not None and sent + len(skipped) < limit:
         with db.session() as session:
-            picked = session.execute(
-                _PICK, {"org_id": org.id, "kind": KIND_MAIL, "last": last}
-            ).first()
-            if picked is None:
+            rows = driver_rows(session.connection(), _PICK,
+                               {"org_id": org.id, "kind": KIND_MAIL, "last": last})
+            if not rows:
                 break
+            picked = rows[0]
             last = picked.id
             try:
                 send_one(session, org.id, picked.id, picked.payload, mailer, org,
