@@ -61,6 +61,8 @@ class PhaseResult:
     pg_activity: dict[str, Any] | None = None
     # Each web process's CPU and client connections meanwhile (servers.WebSpread).
     web_spread: dict[str, Any] | None = None
+    # What the autovacuum emulation ran meanwhile (servers.Autovacuum.during), if anything.
+    autovacuum: list[str] | None = None
 
     @property
     def valid(self) -> bool:
@@ -108,6 +110,7 @@ class PhaseResult:
             "stopped_by": self.stopped_by,
             **({"pg_activity": self.pg_activity} if self.pg_activity else {}),
             **({"web_spread": self.web_spread} if self.web_spread else {}),
+            **({"autovacuum": self.autovacuum} if self.autovacuum else {}),
         }
 
 

@@ -342,6 +342,8 @@ class Autovacuum:
         self.log = log
         self.naptime = naptime
         self.runs = 0
+        # (monotonic start, end, what): a phase it overlapped is noted (run.autovacuum_notes).
+        self.history: list[tuple[float, float, str]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -379,9 +381,17 @@ class Autovacuum:
                 t0 = time.monotonic()
                 conn.execute(f'{command} "{name}"')
                 self.runs += 1
+                self.history.append((t0, time.monotonic(), f"{command.split()[0]} {name}"))
                 with self.log.open("a") as out:
                     out.write(f"{time.strftime('%H:%M:%S')} {command} {name} ({int(rows)} rows"
                               f" before): {time.monotonic() - t0:.2f}s\n")
+
+
+    def during(self, start: float, end: float) -> list[str]:
+        """What ran between ``start`` and ``end`` (monotonic), with the seconds of each that
+        fell in that window."""
+        return [f"{what} {min(t1, end) - max(t0, start):.1f} s" for t0, t1, what in self.history
+                if t0 < end and t1 > start]
 
 
 class Server:
