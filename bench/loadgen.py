@@ -63,6 +63,8 @@ class PhaseResult:
     web_spread: dict[str, Any] | None = None
     # What the autovacuum emulation ran meanwhile (servers.Autovacuum.during), if anything.
     autovacuum: list[str] | None = None
+    # Wall-clock time the phase began (HH:MM:SS, as raw/<server>-autovacuum.log writes it).
+    started: str = ""
 
     @property
     def valid(self) -> bool:
@@ -111,6 +113,7 @@ class PhaseResult:
             **({"pg_activity": self.pg_activity} if self.pg_activity else {}),
             **({"web_spread": self.web_spread} if self.web_spread else {}),
             **({"autovacuum": self.autovacuum} if self.autovacuum else {}),
+            **({"started": self.started} if self.started else {}),
         }
 
 

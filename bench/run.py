@@ -94,8 +94,9 @@ class Recorder:
         spread.start()
         if waits is not None:
             waits.start()
-        started = time.monotonic()
+        started, clock = time.monotonic(), time.strftime("%H:%M:%S")
         result = run()
+        result.started = clock
         if self.autovacuum is not None:
             result.autovacuum = self.autovacuum.during(started, time.monotonic())
         result.web_spread = spread.stop()
