@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import psycopg
@@ -77,6 +78,17 @@ def driver_rows(connection: Connection, statement: Executable, params: dict[str,
         raise  # not reached: the handler raises
     finally:
         cursor.close()
+
+
+def pg_array(values: Iterable[Any]) -> str:
+    """``values`` as a PostgreSQL array literal, for a parameter its statement casts
+    (``CAST(:keys AS text[])``, ``bigint[]``, ``jsonb[]``): psycopg adapts a Python list by
+    inspecting its elements on every execution, 23 µs for the three arrays a write's jobs take
+    against 1 for the same as strings (measured in a loop). Every element is quoted, so any text
+    is safe; no NULL elements."""
+    return "{" + ",".join(
+        '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values
+    ) + "}"
 
 
 def jsonb(value: Any) -> Jsonb:

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from models.db import pg_array
 from models.outbox import Job
 
 # session.info key: {job id: kind} of the jobs this session wrote, so that publishing after the
@@ -146,8 +147,8 @@ def _lock_key(dedup_key: str) -> int:
 def coalesced_params(org_id: uuid.UUID, kinds: Sequence[str]) -> dict[str, object]:
     """The parameters of ``coalesced_ctes`` for ``kinds`` of the organization."""
     keys = [coalesced_key(kind, org_id) for kind in kinds]
-    return {"lock_keys": [_lock_key(k) for k in keys], "org_id": org_id, "kinds": list(kinds),
-            "keys": keys}
+    return {"lock_keys": pg_array(_lock_key(k) for k in keys), "org_id": org_id,
+            "kinds": pg_array(kinds), "keys": pg_array(keys)}
 
 
 def remember(session: Session, written: Iterable[tuple[int, str]]) -> None:

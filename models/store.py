@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from models import followups, jobs, memberships
-from models.db import driver_rows, jsonb, new_id, utcnow
+from models.db import driver_rows, jsonb, new_id, pg_array, utcnow
 from models.errors import DuplicateError, NotFoundError, VersionConflict
 from models.user import User
 
@@ -371,9 +371,9 @@ def replace_user(
         "id": user.id,
         "read_version": read_version,
         **jobs.coalesced_params(user.org_id, planned.coalesced),
-        "single_kinds": [kind for kind, _, _ in planned.singles],
-        "single_keys": [key for _, key, _ in planned.singles],
-        "single_payloads": [json.dumps(payload) for _, _, payload in planned.singles],
+        "single_kinds": pg_array(kind for kind, _, _ in planned.singles),
+        "single_keys": pg_array(key for _, key, _ in planned.singles),
+        "single_payloads": pg_array(json.dumps(payload) for _, _, payload in planned.singles),
         "check_pending": planned.check_pending,
         "resolve_kind": memberships.RESOLVE_KIND,
         "resolve_key": f"{memberships.RESOLVE_KIND}:{user.id}:{read_version + 1}",
