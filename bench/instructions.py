@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
+from servers import SMTP_SINK_PORT
+
 REPO = Path(__file__).resolve().parent.parent
 WARM_UP = 50
 KINDS = ("lookup", "page", "patch", "post", "put")
@@ -43,7 +45,7 @@ KINDS = ("lookup", "page", "patch", "post", "put")
 def environment(db: str) -> dict[str, str]:
     return {**os.environ, "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{db}",
             "REDIS_URL": "redis://127.0.0.1:6379/14", "SECRET_KEY": "instructions-" + "x" * 32,
-            "PUBLIC_URL": "http://127.0.0.1:18104", "SMTP_URL": "smtp://127.0.0.1:18125",
+            "PUBLIC_URL": "http://127.0.0.1:18104", "SMTP_URL": f"smtp://127.0.0.1:{SMTP_SINK_PORT}",
             "WORKTEAM_RATE_LIMIT": "1000000"}
 
 
@@ -114,6 +116,19 @@ def child(kind: str, count: int, token: str, org: str, timed: bool = False) -> N
         print(f"cpu_us {(time.process_time() - started) / count * 1e6:.0f}")
 
 
+def organization_and_token(env: dict[str, str]) -> tuple[str, str]:
+    """The first organization of ``env``'s database and a new SCIM token of it (the CLI's)."""
+    import psycopg
+
+    with psycopg.connect(env["DATABASE_URL"]) as conn:
+        org = str(conn.execute(
+            "SELECT id FROM organizations ORDER BY created LIMIT 1").fetchone()[0])
+    cli = subprocess.run([str(REPO / ".venv" / "bin" / "flask"), "--app", "web", "scim",
+                          "token", org], env=env, cwd=REPO, capture_output=True, text=True,
+                         check=True)
+    return org, json.loads(cli.stdout.strip().splitlines()[-1])["token"]
+
+
 def counted(kind: str, count: int, env: dict[str, str]) -> int:
     """Instructions of a child process that sends ``count`` requests after the warm-up."""
     out = subprocess.run(
@@ -140,15 +155,7 @@ def main() -> None:
               args.timed)
         return
     env = environment(args.db)
-    import psycopg
-
-    with psycopg.connect(env["DATABASE_URL"]) as conn:
-        org = str(conn.execute(
-            "SELECT id FROM organizations ORDER BY created LIMIT 1").fetchone()[0])
-    cli = subprocess.run([str(REPO / ".venv" / "bin" / "flask"), "--app", "web", "scim",
-                          "token", org], env=env, cwd=REPO, capture_output=True, text=True,
-                         check=True)
-    token = json.loads(cli.stdout.strip().splitlines()[-1])["token"]
+    org, token = organization_and_token(env)
     env = {**env, "BENCH_TOKEN": token, "BENCH_ORG": org}
     if args.timed:
         out = subprocess.run([sys.executable, __file__, args.kind, "--child", "--timed",

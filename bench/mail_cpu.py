@@ -14,7 +14,6 @@ new code: the figure is noisy by a few percent.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -25,9 +24,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from instructions import REPO, environment  # noqa: E402
-
-SINK_PORT = 18125  # instructions.environment's SMTP_URL
+from instructions import SMTP_SINK_PORT, environment, organization_and_token  # noqa: E402
 
 
 def main() -> None:
@@ -38,7 +35,7 @@ def main() -> None:
     env = environment(args.db)
     os.environ.update(env)
     sink = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-c",
-                             "aiosmtpd.handlers.Sink", "-l", f"127.0.0.1:{SINK_PORT}"])
+                             "aiosmtpd.handlers.Sink", "-l", f"127.0.0.1:{SMTP_SINK_PORT}"])
     try:
         print(f"{send_batch(env, args.mails):.0f} µs of worker CPU per welcome mail "
               f"({args.mails} mails, one SMTP session, one process)")
@@ -52,12 +49,8 @@ def send_batch(env: dict[str, str], mails: int) -> float:
     from tasks import db, licenses, mail, notifications
     from web import create_app
 
-    with psycopg.connect(env["DATABASE_URL"]) as conn:
-        org = conn.execute("SELECT id FROM organizations ORDER BY created LIMIT 1").fetchone()[0]
-    cli = subprocess.run([str(REPO / ".venv" / "bin" / "flask"), "--app", "web", "scim",
-                          "token", str(org)], env=env, cwd=REPO, capture_output=True, text=True,
-                         check=True)
-    token = json.loads(cli.stdout.strip().splitlines()[-1])["token"]
+    org_id, token = organization_and_token(env)
+    org = uuid.UUID(org_id)
     app = create_app()
     client = app.test_client()
     tag = f"mail{os.getpid()}-{uuid.uuid4().hex[:6]}"
