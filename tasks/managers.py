@@ -14,10 +14,12 @@ import logging
 import uuid
 
 from celery import Task, shared_task
+from flask import current_app
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from models import managers as m
+from models import planner
 from models.db import utcnow
 from models.jobs import KIND_MANAGERS, KIND_MANAGERS_ORG, enqueue_coalesced
 from models.outbox import JOB_PENDING, Job
@@ -110,7 +112,11 @@ def handle_org(session: Session, job: Job) -> list[int]:
 
 @shared_task(name="tasks.managers.resolve_org", bind=True, ignore_result=True)
 def resolve_org(self: Task, job_id: int) -> str:
-    return run_job(self, job_id, handle_org, coalesced=True)
+    outcome = run_job(self, job_id, handle_org, coalesced=True)
+    # Every create leads here: the place to notice that the users table has grown.
+    with current_app.extensions["db.autocommit_engine"].connect() as conn:
+        planner.analyze_users_while_young(conn)
+    return outcome
 
 
 def sweep_pending(limit: int = SWEEP_BATCH) -> int:

@@ -1,0 +1,135 @@
+"""Statistics for a young users table (models/planner.py): a lookup planned while the table was
+small probes its index again once the worker has analyzed the grown table."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection
+from sqlalchemy.pool import NullPool
+
+from models import planner
+from models.db import sqlalchemy_url
+from tests.conftest import ScimClient, make_org
+from tests.fixtures_worker import wait_until
+
+INSERT = text(
+    "INSERT INTO users (id, org_id, user_name, active, attrs, created, last_modified, version, "
+    "manager_state, license_state, is_admin, emails_lower) "
+    "SELECT gen_random_uuid(), :org, 'u' || n || '@example.com', true, '{}', now(), now(), 1, "
+    "'none', 'none', false, '{}' FROM generate_series(CAST(:first AS int), CAST(:last AS int)) n"
+)
+
+
+@pytest.fixture
+def session(app) -> Iterator[Connection]:
+    """A connection of its own (no pool: its temporary table must not outlive it) in which a
+    temporary ``users``, with the real table's indexes and no statistics, shadows the real one."""
+    engine = create_engine(sqlalchemy_url(app.config["DATABASE_URL"]), poolclass=NullPool)
+    with engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.execute(text("CREATE TEMP TABLE users (LIKE public.users INCLUDING ALL)"))
+        yield conn
+    engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def young(monkeypatch):
+    monkeypatch.setattr(planner, "_grown_up", False)
+
+
+def live(conn: Connection) -> int:
+    return conn.execute(text(
+        "SELECT n_live_tup FROM pg_stat_user_tables WHERE relid = CAST('users' AS regclass)"
+    )).scalar()
+
+
+def grow(conn: Connection, org: uuid.UUID, first: int, last: int) -> None:
+    """Insert users ``first..last`` and wait until the statistics collector counts them."""
+    wanted = live(conn) + last - first + 1
+    conn.execute(INSERT, {"org": org, "first": first, "last": last})
+    conn.execute(text("SELECT pg_stat_force_next_flush()"))  # when this session goes idle
+    wait_until(lambda: live(conn) >= wanted, timeout=10)
+
+
+def lookup_plan(conn: Connection, org: uuid.UUID, *, runs: int = 1) -> dict:
+    """Run the prepared userName lookup ``runs`` times, then its plan, as EXPLAIN shows it."""
+    from web.scim.listing import _by_user_name
+
+    compiled = _by_user_name().compile(dialect=postgresql.psycopg.dialect(
+        paramstyle="numeric_dollar"))
+    values = {**compiled.params, "org_id": org, "user_name": "nobody@example.com"}
+    args = [values[name] for name in compiled.positiontup]
+    raw = conn.connection.driver_connection
+    if not raw.execute("SELECT 1 FROM pg_prepared_statements WHERE name = 'lookup'").fetchone():
+        raw.execute(f"PREPARE lookup AS {compiled.string}")
+    import psycopg
+
+    cursor = psycopg.ClientCursor(raw)
+    placeholders = ", ".join(["%s"] * len(args))
+    for _ in range(runs):
+        cursor.execute(f"EXECUTE lookup({placeholders})", args)
+    cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE lookup({placeholders})",
+                   args)
+    return cursor.fetchone()[0][0]["Plan"]  # the scan of users (its subplans below it)
+
+
+def test_a_lookup_planned_at_300_users_probes_again_once_the_grown_table_is_analyzed(session):
+    org = uuid.uuid4()
+    grow(session, org, 1, 300)
+    lookup_plan(session, org, runs=8)  # five custom plans, then the generic one is kept
+    session.execute(INSERT, {"org": org, "first": 301, "last": 5000})
+    before = lookup_plan(session, org)
+    # Planned without statistics at 300 users, the kept plan walks the organization on org_id
+    # alone (an index of another column), filtering all 5,000 users on lower(user_name).
+    assert "lower" not in before.get("Index Cond", ""), before
+    assert before["Rows Removed by Filter"] == 5000
+
+    grow(session, org, 5001, 5001)
+    assert planner.analyze_users_while_young(session)
+    after = lookup_plan(session, org)  # the ANALYZE made every connection plan it again
+    assert "lower" in after.get("Index Cond", ""), after
+    assert after.get("Rows Removed by Filter", 0) == 0
+    assert after["Shared Hit Blocks"] < 20
+
+
+def test_analyzes_when_the_table_has_doubled_until_it_has_grown_up(session, monkeypatch):
+    org = uuid.uuid4()
+    grow(session, org, 1, planner.FIRST_AT - 1)
+    assert not planner.analyze_users_while_young(session)  # too small to matter
+    grow(session, org, planner.FIRST_AT, 1000)
+    assert planner.analyze_users_while_young(session)  # never analyzed, big enough
+    assert not planner.analyze_users_while_young(session)
+    grow(session, org, 1001, 1999)
+    assert not planner.analyze_users_while_young(session)  # not doubled yet
+    grow(session, org, 2000, 2000)
+    assert planner.analyze_users_while_young(session)
+
+    monkeypatch.setattr(planner, "GROWN_UP", 2000)
+    grow(session, org, 2001, 5000)
+    assert not planner.analyze_users_while_young(session)  # grown up: autovacuum's job now
+    assert planner._grown_up
+
+
+def _last_analyze(conn: Connection):  # type: ignore[no-untyped-def]
+    return conn.execute(text(
+        "SELECT last_analyze FROM pg_stat_user_tables WHERE relid = CAST('users' AS regclass)"
+    )).scalar()
+
+
+@pytest.mark.usefixtures("worker")
+def test_the_manager_pass_after_a_create_analyzes_a_table_that_doubled(worker_app):
+    org = make_org(worker_app, seats=10)
+    scim = ScimClient(worker_app.test_client(), org)
+    with worker_app.extensions["db.autocommit_engine"].connect() as conn:
+        conn.execute(text("ANALYZE users"))
+        analyzed = conn.execute(text(
+            "SELECT reltuples FROM pg_class WHERE oid = CAST('users' AS regclass)")).scalar()
+        stamp = _last_analyze(conn)
+        grow(conn, org.id, 1, int(max(analyzed, planner.FIRST_AT)) + 1)
+        scim.create_user(f"planned-{uuid.uuid4().hex[:6]}@example.com")  # -> the manager pass
+        wait_until(lambda: _last_analyze(conn) != stamp, timeout=20)
