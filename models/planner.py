@@ -20,7 +20,8 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 log = logging.getLogger("workteam.planner")
 
@@ -55,3 +56,17 @@ def analyze_users_while_young(conn: Connection) -> bool:
     conn.execute(text("ANALYZE (SKIP_LOCKED) users"))
     log.info("analyzed users: %d live rows, %d at the last ANALYZE", live, analyzed)
     return True
+
+
+def refresh_young_statistics(engine: Engine) -> bool:
+    """``analyze_users_while_young`` on a connection of ``engine`` (an autocommit one), for
+    the worker after its manager pass. Best effort: a failure is logged, never raised, since
+    the pass it follows has committed already and autovacuum will do the work later."""
+    if _grown_up:
+        return False
+    try:
+        with engine.connect() as conn:
+            return analyze_users_while_young(conn)
+    except SQLAlchemyError:
+        log.warning("could not check the users table's statistics", exc_info=True)
+        return False

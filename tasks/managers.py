@@ -114,8 +114,7 @@ def handle_org(session: Session, job: Job) -> list[int]:
 def resolve_org(self: Task, job_id: int) -> str:
     outcome = run_job(self, job_id, handle_org, coalesced=True)
     # Every create leads here: the place to notice that the users table has grown.
-    with current_app.extensions["db.autocommit_engine"].connect() as conn:
-        planner.analyze_users_while_young(conn)
+    planner.refresh_young_statistics(current_app.extensions["db.autocommit_engine"])
     return outcome
 
 

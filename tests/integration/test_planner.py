@@ -133,3 +133,10 @@ def test_the_manager_pass_after_a_create_analyzes_a_table_that_doubled(worker_ap
         grow(conn, org.id, 1, int(max(analyzed, planner.FIRST_AT)) + 1)
         scim.create_user(f"planned-{uuid.uuid4().hex[:6]}@example.com")  # -> the manager pass
         wait_until(lambda: _last_analyze(conn) != stamp, timeout=20)
+
+
+def test_a_failed_check_is_logged_not_raised(caplog):
+    """The manager pass it follows has committed: a database away must not fail its task."""
+    engine = create_engine("postgresql+psycopg://postgres@127.0.0.1:1/none", poolclass=NullPool)
+    assert planner.refresh_young_statistics(engine) is False
+    assert "could not check the users table's statistics" in caplog.text
