@@ -5,8 +5,8 @@ ANALYZE, and our hot statements are prepared (models/db.py: driver_rows; psycopg
 statement after five runs). A plan made while the table was small can walk what an index would
 probe once it has grown: without statistics, at 200-300 users, the userName lookup's generic
 plan probed ``ix_users_org_employee_number`` on org_id alone and filtered every user of the
-organization (tests/integration/test_planner.py); in half of the initial syncs measured
-(bench/run.py, W1) a lookup then cost PostgreSQL 255-361 buffer reads instead of 2. Autovacuum
+organization (tests/integration/test_planner.py); in 4 of 7 initial syncs measured
+(bench/run.py, W1) a lookup then averaged 37-361 buffer hits instead of 1-3. Autovacuum
 re-analyzes a table after 10 % of changes, but looks only once a minute (autovacuum_naptime),
 and an initial sync grows the table tenfold in that time.
 
