@@ -81,6 +81,7 @@ def _is_unique_violation(exc: IntegrityError) -> bool:
 
 _USERS = User.__table__
 
+
 class StoredUser(Protocol):
     """A user as stored, to be read: a ``User``, or a row of the users columns as ``driver_rows``
     returns it (a named tuple; a create's is a namespace of the values it inserted). Each answers

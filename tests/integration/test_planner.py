@@ -1,11 +1,13 @@
-"""Statistics for a young users table (models/planner.py): a lookup planned while the table was
-small probes its index again once the worker has analyzed the grown table."""
+"""The userName lookup's prepared plan as the users table grows: made in an initial sync's first
+lookups it stays an index probe, and one made at 200-300 users without statistics probes again
+once the worker has analyzed the grown table (models/planner.py)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.dialects import postgresql
@@ -67,8 +69,6 @@ def lookup_plan(conn: Connection, org: uuid.UUID, *, runs: int = 1) -> dict:
     raw = conn.connection.driver_connection
     if not raw.execute("SELECT 1 FROM pg_prepared_statements WHERE name = 'lookup'").fetchone():
         raw.execute(f"PREPARE lookup AS {compiled.string}")
-    import psycopg
-
     cursor = psycopg.ClientCursor(raw)
     placeholders = ", ".join(["%s"] * len(args))
     for _ in range(runs):
@@ -76,6 +76,21 @@ def lookup_plan(conn: Connection, org: uuid.UUID, *, runs: int = 1) -> dict:
     cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE lookup({placeholders})",
                    args)
     return cursor.fetchone()[0][0]["Plan"]  # the scan of users (its subplans below it)
+
+
+def test_a_lookup_plan_made_while_the_organization_was_small_stays_an_index_probe(session):
+    """A connection keeps the plan of a prepared statement; one made during an initial sync's
+    first lookups must still find a user by its index once the organization has grown (with
+    "ORDER BY seq LIMIT" it walked every user of the organization instead)."""
+    org = uuid.uuid4()
+    session.execute(INSERT, {"org": org, "first": 1, "last": 20, "active": True})
+    lookup_plan(session, org, runs=8)  # five custom plans, then the generic one is kept
+    session.execute(INSERT, {"org": org, "first": 21, "last": 5000, "active": True})
+    plan = lookup_plan(session, org)
+    scan = plan if "Index Cond" in plan else plan["Plans"][0]
+    assert "lower" in scan.get("Index Cond", ""), plan
+    assert scan.get("Rows Removed by Filter", 0) == 0
+    assert plan["Shared Hit Blocks"] < 20  # the probe, not the organization's 5,020 users
 
 
 def test_a_lookup_planned_at_300_users_probes_again_once_the_grown_table_is_analyzed(session):

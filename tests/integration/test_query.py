@@ -116,45 +116,6 @@ def test_only_a_first_page_lookup_takes_the_fast_path(app, extra):
         assert user_name_lookup({"filter": 'userName eq "a@example.com"', **extra}) is None
 
 
-def test_a_lookup_plan_made_while_the_organization_was_small_stays_an_index_probe(app):
-    """A connection keeps the plan of a prepared statement; one made during an initial sync's
-    first lookups must still find a user by its index once the organization has grown (with
-    "ORDER BY seq LIMIT" it walked every user of the organization instead)."""
-    import uuid
-
-    import psycopg
-    from sqlalchemy.dialects import postgresql
-
-    from web.scim.listing import _by_user_name
-
-    compiled = _by_user_name().compile(dialect=postgresql.psycopg.dialect(
-        paramstyle="numeric_dollar"))
-    org = uuid.uuid4()
-    values = {**compiled.params, "org_id": org, "user_name": "nobody@example.com"}
-    args = [values[name] for name in compiled.positiontup]
-    insert = ("INSERT INTO users (id, org_id, user_name, active, attrs, created, last_modified, "
-              "version, manager_state, license_state, is_admin, emails_lower) "
-              "SELECT gen_random_uuid(), %s, 'u' || n || '@example.com', true, '{}', now(), "
-              "now(), 1, 'none', 'none', false, '{}' FROM generate_series(%s::int, %s::int) AS n")
-    with psycopg.connect(app.config["DATABASE_URL"], autocommit=True) as conn:
-        # A table of this session's own, with the users table's indexes, shadows it here.
-        conn.execute("CREATE TEMP TABLE users (LIKE public.users INCLUDING ALL)")
-        conn.execute(insert, (org, 1, 20))
-        conn.execute(f"PREPARE lookup AS {compiled.string}")
-        cursor = psycopg.ClientCursor(conn)
-        placeholders = ", ".join(["%s"] * len(args))
-        for _ in range(8):  # five custom plans, then the generic one is kept
-            cursor.execute(f"EXECUTE lookup({placeholders})", args)
-        conn.execute(insert, (org, 21, 5000))
-        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE lookup({placeholders})",
-                       args)
-        plan = cursor.fetchone()[0][0]["Plan"]
-    scan = plan if "Index Cond" in plan else plan["Plans"][0]
-    assert "lower" in scan.get("Index Cond", ""), plan
-    assert scan.get("Rows Removed by Filter", 0) == 0
-    assert plan["Shared Hit Blocks"] < 20  # the probe, not the organization's 5,020 users
-
-
 def test_a_lookup_with_a_bad_escape_is_still_invalid_filter(scim):
     response = scim.get("/Users", query_string={"filter": 'userName eq "a\\qb"'})
     assert response.status_code == 400

@@ -530,9 +530,9 @@ def _by_user_name() -> Any:
     # LIMIT: with "ORDER BY seq LIMIT", a plan made while the organization was small (its
     # first lookups, whose prepared plan a connection keeps) walked (org_id, seq) and filtered
     # every user, which made an initial sync's lookups grow with the users created so far
-    # (2.4 ms of PostgreSQL per lookup at 10,000 users; tests/integration/test_query.py).
-    # Planned at 200-300 users before the table had statistics, even this form could walk
-    # another index on org_id alone: the worker's ANALYZE mends it (models/planner.py).
+    # (2.4 ms of PostgreSQL per lookup at 10,000 users). Planned at 200-300 users before the
+    # table had statistics, even this form could walk another index on org_id alone: the
+    # worker's ANALYZE mends it (models/planner.py). Both: tests/integration/test_planner.py.
     return select(*_RENDERED, *_user_extras()).where(
         User.org_id == bindparam("org_id"),
         func.lower(User.user_name) == bindparam("user_name", type_=String),
