@@ -6,7 +6,10 @@ COPY pyproject.toml README.md ./
 COPY models ./models
 COPY web ./web
 COPY tasks ./tasks
+COPY gunicorn.conf.py ./
 RUN pip install --no-cache-dir . && useradd --create-home workteam
 USER workteam
+# Inside the container every address is its own; docker-compose publishes it on 127.0.0.1.
+ENV WEB_BIND=0.0.0.0:5000
 EXPOSE 5000
-CMD ["gunicorn", "--bind", "0.0.0.0:5000", "--workers", "3", "web:create_app()"]
+CMD ["gunicorn", "-c", "gunicorn.conf.py", "web:create_app()"]

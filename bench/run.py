@@ -596,7 +596,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = wl.QUICK if args.quick else wl.FULL
     raw_dir = RESULTS / "raw" / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     raw_dir.mkdir(parents=True, exist_ok=True)
-    gconf: dict[str, Any] = {}
+    gconf: dict[str, Any] = {"__file__": str(BENCH / "gunicorn.conf.py")}
     exec(compile((BENCH / "gunicorn.conf.py").read_text(), "gunicorn.conf.py", "exec"), gconf)  # noqa: S102
     meta = {
         "date": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),

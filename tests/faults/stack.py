@@ -161,9 +161,10 @@ class Gunicorn:
         self.metrics_dir.mkdir()
         self.env = {**os.environ, **env, "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
                     "PYTHONUNBUFFERED": "1"}
-        self.args = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}",
-                     "--workers", str(workers), "--timeout", "30", "--graceful-timeout", "5",
-                     "web:create_app()"]
+        # The deployed settings (gunicorn.conf.py: gthread, 4 threads), fewer processes.
+        self.args = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
+                     "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers),
+                     "--graceful-timeout", "5", "web:create_app()"]
         self.log_path = self.dir / "gunicorn.log"
         self.proc: subprocess.Popen | None = None
 

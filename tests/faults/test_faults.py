@@ -209,12 +209,13 @@ def test_gunicorn_worker_killed_during_requests(stack, org):
     killed: dict[str, float] = {}
 
     def traffic(thread: int, n: int) -> tuple:
+        name = None
         if n % 3 == 0:
-            response = http.request("POST", f"{base}/Users",
-                                    _user(f"k-{thread}-{n}-{uuid.uuid4().hex[:6]}@x.example"))
+            name = f"k-{thread}-{n}-{uuid.uuid4().hex[:6]}@x.example"
+            response = http.request("POST", f"{base}/Users", _user(name))
         else:
             response = http.request("GET", f"{base}/Users/{seed.body['id']}")
-        return response.status, response.error, time.monotonic()
+        return response.status, response.error, time.monotonic(), thread, name
 
     def kill() -> None:
         time.sleep(1.5)
@@ -225,15 +226,20 @@ def test_gunicorn_worker_killed_during_requests(stack, org):
     chaos.start()
     results = run_load(6, 5, traffic)
     chaos.join()
-    statuses = Counter(status for status, _, _ in results)
-    # A sync worker serves one request at a time: only that one can be lost.
-    assert statuses[0] <= 1, [r for r in results if r[0] == 0]
+    statuses = Counter(r[0] for r in results)
+    # A gthread worker serves a request per thread, each client one request at a time: the
+    # requests it held when killed are lost, at most one per client, and nothing else.
+    lost = Counter(r[3] for r in results if r[0] == 0)
+    assert all(n == 1 for n in lost.values()), [r for r in results if r[0] == 0]
     assert set(statuses) <= {0, 200, 201}, statuses
-    after = [s for s, _, at in results if at > killed["at"] + 0.5]
+    acknowledged = {r[4] for r in results if r[0] == 201}
+    assert acknowledged <= {row[0] for row in _rows(stack, base)}
+    after = [r[0] for r in results if r[2] > killed["at"] + 0.5]
     assert after and set(after) <= {200, 201}
     wait_until(lambda: len(stack.web.workers()) == 2 and victim not in stack.web.workers(),
                timeout=20)
     figures("gunicorn_worker_kill", requests=len(results), lost_with_the_worker=statuses[0],
+            clients_that_lost_one=len(lost), created=len(acknowledged),
             errors_500=statuses[500], served_after_kill=len(after))
 
 

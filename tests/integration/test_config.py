@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -52,6 +53,50 @@ def test_procfile_has_every_process():
     names = {line.split(":", 1)[0] for line in (ROOT / "Procfile").read_text().splitlines()
              if line.strip()}
     assert names == {"release", "web", "worker", "beat", "flower"}
+
+
+def test_every_deployment_and_the_benchmark_run_gunicorn_conf_py(monkeypatch):
+    import runpy
+
+    import yaml
+
+    for name in ("WEB_CONCURRENCY", "WEB_THREADS", "WEB_WORKER_CONNECTIONS", "WEB_BIND",
+                 "BENCH_GUNICORN_WORKERS", "BENCH_GUNICORN_THREADS",
+                 "BENCH_GUNICORN_WORKER_CLASS", "BENCH_GUNICORN_WORKER_CONNECTIONS"):
+        monkeypatch.delenv(name, raising=False)
+    deployed = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    bench = runpy.run_path(str(ROOT / "bench" / "gunicorn.conf.py"))
+    settings = ("workers", "worker_class", "threads", "worker_connections", "keepalive",
+                "backlog", "timeout", "graceful_timeout", "accesslog")
+    assert {k: bench[k] for k in settings} == {k: deployed[k] for k in settings}
+    assert bench["on_starting"].__code__.co_filename == str(ROOT / "gunicorn.conf.py")
+    assert deployed["worker_class"] == "gthread" and deployed["bind"] == "127.0.0.1:5000"
+    web = {line.split(":", 1)[0]: line for line in (ROOT / "Procfile").read_text().splitlines()}
+    assert "gunicorn -c gunicorn.conf.py" in web["web"]
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert compose["services"]["web"]["command"][:3] == ["gunicorn", "-c", "gunicorn.conf.py"]
+    assert '"gunicorn", "-c", "gunicorn.conf.py"' in (ROOT / "Dockerfile").read_text()
+
+
+def test_gunicorn_conf_empties_the_metrics_directory_of_counter_files_only(tmp_path,
+                                                                         monkeypatch):
+    import runpy
+    from types import SimpleNamespace
+
+    (tmp_path / "counter_1.db").write_bytes(b"x")
+    (tmp_path / "keep.txt").write_text("not ours")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    deployed = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    deployed["on_starting"](SimpleNamespace(cfg=SimpleNamespace(bind=["127.0.0.1:5999"])))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+    # Unset: one directory per port (monkeypatch restores the variable afterwards).
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    deployed["on_starting"](SimpleNamespace(cfg=SimpleNamespace(bind=["127.0.0.1:5999"])))
+    default = Path("/tmp/workteam-metrics-5999")
+    assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(default)
+    assert default.is_dir()
+    shutil.rmtree(default)
 
 
 def test_docker_compose_config_is_accepted():
