@@ -99,6 +99,7 @@ def init_app(app: Flask) -> None:
         req, ctx = request._get_current_object(), g._get_current_object()
         response.headers[REQUEST_ID_HEADER] = ctx.get("request_id", "")
         duration_ms = (time.perf_counter() - ctx.get("started", time.perf_counter())) * 1000
+        environ = req.environ
         log.info(
             "request",
             extra={
@@ -106,6 +107,10 @@ def init_app(app: Flask) -> None:
                 "route": req.url_rule.rule if req.url_rule else None,
                 "status": response.status_code,
                 "duration_ms": round(duration_ms, 2),
+                # What gunicorn's access line gave (it is off: gunicorn.conf.py): which IdP
+                # called, from where (the proxy's address behind one).
+                "remote_addr": environ.get("REMOTE_ADDR"),
+                "user_agent": environ.get("HTTP_USER_AGENT", "")[:200] or None,
             },
         )
         return response

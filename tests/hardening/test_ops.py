@@ -122,7 +122,8 @@ def test_request_log_lines(client, app, json_log):
     scim = ScimClient(client, make_org(app))
     response = scim.post("/Users", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
                                     "userName": "logged@example.com"},
-                         headers={"X-Request-Id": "req-123-abc"})
+                         headers={"X-Request-Id": "req-123-abc",
+                                  "User-Agent": "Okta SCIM Client 1.0.0"})
     assert response.headers["X-Request-Id"] == "req-123-abc"
     generated = scim.get("/Users", headers={"X-Request-Id": "bad id; \"quoted\" " + "x" * 100})
     assert re.fullmatch(r"[0-9a-f]{32}", generated.headers["X-Request-Id"])
@@ -135,6 +136,8 @@ def test_request_log_lines(client, app, json_log):
     assert line["route"] == "/scim/v2/<org_id>/Users"
     assert line["status"] == 201 and line["method"] == "POST"
     assert isinstance(line["duration_ms"], float)
+    assert line["user_agent"] == "Okta SCIM Client 1.0.0"
+    assert line["remote_addr"] == "127.0.0.1"
     assert {"asctime", "levelname", "name"} <= set(line)
 
 
