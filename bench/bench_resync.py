@@ -63,19 +63,9 @@ def run(url: str, n: int, with_export: bool) -> None:
             .values(manager_state="pending", manager_id=None)
         )
         # Steady state: seats already handed out (oldest first), as the license task leaves them.
-        # (From a cold start, models/licensing.reconcile licenses 90,000 users in one
-        # UPDATE ... IN (90,000 ids), which psycopg refuses: more than 65,535 parameters.)
-        from sqlalchemy import text
+        from models import licensing
 
-        session.execute(
-            text(
-                "UPDATE users SET license_state = CASE WHEN rn <= 90000 THEN 'licensed'"
-                " ELSE 'unlicensed' END, licensed_at = CASE WHEN rn <= 90000 THEN now() END"
-                " FROM (SELECT id AS uid, row_number() OVER (ORDER BY seq) AS rn FROM users"
-                " WHERE org_id = :org) ranked WHERE users.id = ranked.uid"
-            ),
-            {"org": org_id},
-        )
+        licensing.reconcile(session, org_id)
         session.commit()
         print(f"# seeded {n} users in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
 

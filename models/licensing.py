@@ -6,6 +6,11 @@ active users, oldest (by creation) first; if seats shrank below the licensed cou
 recently licensed give theirs back; everyone active without a seat is ``unlicensed``. An
 overflow episode is open while anyone waits (``seat_overflow_since``). Free plans keep
 ``license_state = 'none'``. No commit here.
+
+The licensed count is read from the tally of users (migration 0010), not counted: its triggers
+count licensed users inserted and deleted, and ``reconcile``, the only writer of
+``license_state``, adds what its updates changed (their row counts: a user deleted meanwhile
+is not counted twice).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from models.db import any_of, utcnow
@@ -44,15 +49,39 @@ def lock_org(session: Session, org_id: uuid.UUID) -> Organization | None:
     )
 
 
-def _set(session: Session, ids: list[uuid.UUID], **values: object) -> None:
+def _set(session: Session, ids: list[uuid.UUID], **values: object) -> int:
+    """Update the users ``ids`` still there; how many were."""
     # One array parameter however many ids (a re-sync hands out 100,000 seats at once; an IN
     # list would need chunks under PostgreSQL's 65,535 parameters).
-    session.execute(
+    return _count(session.execute(
         update(User)
         .where(any_of(User.id, ids))
         .values(**values)
         .execution_options(synchronize_session=False)
-    )
+    ))
+
+
+def _count(result: object) -> int:
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+_LICENSED = text("SELECT coalesce(sum(licensed), 0) FROM user_tallies WHERE org_id = :org_id")
+_ADD_LICENSED = text("SELECT user_tallies_add(:org_id, 0, 0, :delta)")
+
+
+def _release(session: Session, in_org: object, state: str) -> int:
+    """Inactive users of ``state`` give it up; how many did."""
+    return _count(session.execute(
+        update(User)
+        .where(in_org, User.active.is_(False), User.license_state == state)
+        .values(license_state="none", licensed_at=None)
+        .execution_options(synchronize_session=False)
+    ))
+
+
+def licensed_count(session: Session, org_id: uuid.UUID) -> int:
+    """How many of ``org_id``'s users hold a license (the tally: a few rows, not a count)."""
+    return int(session.execute(_LICENSED, {"org_id": org_id}).scalar_one())
 
 
 def reconcile(session: Session, org_id: uuid.UUID) -> Reconciled:
@@ -60,19 +89,11 @@ def reconcile(session: Session, org_id: uuid.UUID) -> Reconciled:
     result = Reconciled()
     if org is None or org.plan != "paid":
         return result
+    granted = taken = 0
     in_org = User.org_id == org_id
-    session.execute(
-        update(User)
-        .where(in_org, User.active.is_(False), User.license_state != "none")
-        .values(license_state="none", licensed_at=None)
-        .execution_options(synchronize_session=False)
-    )
-    licensed = (
-        session.scalar(
-            select(func.count()).where(in_org, User.license_state == "licensed")
-        )
-        or 0
-    )
+    released = _release(session, in_org, "licensed")
+    _release(session, in_org, "unlicensed")
+    licensed = licensed_count(session, org_id) - released
     free = org.seats - licensed
     now = utcnow()
     if free > 0:
@@ -84,7 +105,7 @@ def reconcile(session: Session, org_id: uuid.UUID) -> Reconciled:
                 .limit(free)
             )
         )
-        _set(session, result.licensed, license_state="licensed", licensed_at=now)
+        granted = _set(session, result.licensed, license_state="licensed", licensed_at=now)
     elif free < 0:
         result.unlicensed = list(
             session.scalars(
@@ -94,7 +115,7 @@ def reconcile(session: Session, org_id: uuid.UUID) -> Reconciled:
                 .limit(-free)
             )
         )
-        _set(session, result.unlicensed, license_state="unlicensed", licensed_at=None)
+        taken = _set(session, result.unlicensed, license_state="unlicensed", licensed_at=None)
     if free - len(result.licensed) <= 0:
         # Every seat is taken: the active users not yet counted wait. While seats remain
         # free, users committed since the SELECT above are left to their own check job;
@@ -110,7 +131,9 @@ def reconcile(session: Session, org_id: uuid.UUID) -> Reconciled:
         or 0
     )
     result.seats = org.seats
-    result.in_use = licensed + len(result.licensed) - len(result.unlicensed)
+    result.in_use = licensed + granted - taken
+    if delta := granted - taken - released:
+        session.execute(_ADD_LICENSED, {"org_id": org_id, "delta": delta})
     if result.waiting and org.seat_overflow_since is None:
         org.seat_overflow_since = result.opened_overflow = now
     elif not result.waiting and org.seat_overflow_since is not None:

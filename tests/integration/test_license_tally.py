@@ -1,0 +1,115 @@
+"""The licensed count a license check reads from the tally of users (migration 0010) equals
+COUNT(*) of licensed users after any mix of creates, (de)activations, deletes, seat changes and
+checks; and the migration counts the licensed users already there."""
+
+from __future__ import annotations
+
+import random
+import uuid
+
+import psycopg
+from sqlalchemy import func, select
+
+from models import Organization, licensing, migrate
+from models.user import User
+from tests.conftest import BASE_URL, DATABASE_URL, ScimClient, make_org
+from tests.integration.worker_helpers import license_counts, person, set_active
+
+
+def _tallied_and_counted(app, org_id: uuid.UUID) -> tuple[int, int]:
+    with app.extensions["db.sessions"]() as session:
+        counted = session.scalar(select(func.count()).where(
+            User.org_id == org_id, User.license_state == "licensed"))
+        return licensing.licensed_count(session, org_id), counted
+
+
+def _check(app, org_id: uuid.UUID, seats: int | None = None) -> licensing.Reconciled:
+    with app.extensions["db.sessions"]() as session:
+        if seats is not None:
+            session.get(Organization, org_id).seats = seats
+        result = licensing.reconcile(session, org_id)
+        session.commit()
+    return result
+
+
+def test_the_tally_follows_checks_deletes_and_seat_changes(app):
+    scim = ScimClient(app.test_client(), make_org(app, seats=5))
+    org_id = scim.org.id
+    users = [person(scim, f"t{i}")["id"] for i in range(8)]
+    assert _check(app, org_id).in_use == 5
+    assert _tallied_and_counted(app, org_id) == (5, 5)
+
+    # Deleting a licensed user frees its seat in the tally at once (the delete trigger).
+    licensed = [u.id for u in _users(app, org_id) if u.license_state == "licensed"]
+    assert scim.delete(f"/Users/{licensed[0]}").status_code == 204
+    users.remove(str(licensed[0]))
+    assert _tallied_and_counted(app, org_id) == (4, 4)
+    assert _check(app, org_id).in_use == 5  # the next waiting user gets it
+
+    # Random steps, the tally compared with a count after each (a seeded, repeatable mix).
+    rng = random.Random(10)
+    for step in range(60):
+        action = rng.choice(["create", "deactivate", "activate", "delete", "seats", "check"])
+        if action == "create":
+            users.append(person(scim, f"r{step}")["id"])
+        elif action in ("deactivate", "activate") and users:
+            set_active(scim, rng.choice(users), action == "activate")
+        elif action == "delete" and users:
+            victim = users.pop(rng.randrange(len(users)))
+            assert scim.delete(f"/Users/{victim}").status_code == 204
+        elif action == "seats":
+            result = _check(app, org_id, seats=rng.randint(0, 12))
+            assert result.in_use <= result.seats
+        else:
+            _check(app, org_id)
+        tallied, counted = _tallied_and_counted(app, org_id)
+        assert tallied == counted, (step, action)
+    result = _check(app, org_id, seats=3)
+    assert result.in_use == license_counts(app, org_id).get("licensed", 0) <= 3
+
+
+def _users(app, org_id: uuid.UUID) -> list[User]:
+    with app.extensions["db.sessions"]() as session:
+        return list(session.scalars(select(User).where(User.org_id == org_id)))
+
+
+def test_the_migration_counts_licensed_users_and_goes_back():
+    """Its own database: TRUNCATE would take every other test's users."""
+    name = f"workteam_licensed_{uuid.uuid4().hex[:8]}"
+    url = DATABASE_URL.rsplit("/", 1)[0] + f"/{name}"
+    insert = (
+        "INSERT INTO users (id, org_id, user_name, attrs, emails_lower, active, version,"
+        " created, last_modified, manager_state, license_state) SELECT gen_random_uuid(), %s,"
+        " %s || i, '{}'::jsonb, '{}', true, 1, now(), now(), 'none', %s"
+        " FROM generate_series(1, %s) i")
+    licensed = "SELECT coalesce(sum(licensed), 0) FROM user_tallies WHERE org_id = %s"
+    with psycopg.connect(BASE_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        migrate.upgrade(url, "0009")
+        with psycopg.connect(url) as conn:
+            org = conn.execute(
+                "INSERT INTO organizations (id, name, plan, seats, scim_enabled, created) "
+                "VALUES (gen_random_uuid(), 'x', 'paid', 20, true, now()) RETURNING id"
+            ).fetchone()[0]
+            for prefix, state, n in (("l", "licensed", 12), ("w", "unlicensed", 5),
+                                     ("n", "none", 13)):
+                conn.execute(insert, (org, prefix, state, n))
+        migrate.upgrade(url)
+        with psycopg.connect(url) as conn:
+            assert conn.execute(licensed, (org,)).fetchone()[0] == 12
+            conn.execute(insert, (org, "more", "licensed", 3))  # the insert trigger counts
+            conn.execute("DELETE FROM users WHERE user_name IN ('l1', 'l2', 'n1')")
+            assert conn.execute(licensed, (org,)).fetchone()[0] == 13
+            assert conn.execute("SELECT sum(users) FROM user_tallies WHERE org_id = %s",
+                                (org,)).fetchone()[0] == 30 + 3 - 3
+            conn.execute("TRUNCATE users CASCADE")
+            assert conn.execute(licensed, (org,)).fetchone()[0] == 0
+        migrate.downgrade(url, "0009")
+        with psycopg.connect(url) as conn:
+            conn.execute(insert, (org, "after", "licensed", 2))
+            assert conn.execute("SELECT sum(users) FROM user_tallies WHERE org_id = %s",
+                                (org,)).fetchone()[0] == 2
+    finally:
+        with psycopg.connect(BASE_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
