@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -50,6 +51,20 @@ TEST_ENV = {
 
 def _admin_conn() -> psycopg.Connection:
     return psycopg.connect(BASE_URL, autocommit=True)
+
+
+@contextmanager
+def scratch_database(prefix: str) -> Iterator[str]:
+    """The URL of a database of its own, dropped afterwards: for a test that migrates from an
+    older revision or truncates (which would take every other test's rows)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with _admin_conn() as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(urlsplit(BASE_URL)._replace(path=f"/{name}"))
+    finally:
+        with _admin_conn() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from models import migrate, store
-from tests.conftest import BASE_URL, DATABASE_URL, REDIS_URL, ScimClient, make_org
+from tests.conftest import DATABASE_URL, REDIS_URL, ScimClient, make_org, scratch_database
 from tests.fixtures_worker import free_port
 
 BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
@@ -173,13 +173,9 @@ def test_deleting_an_organization_takes_its_tally(app):
     assert left == 0
 
 
-def test_the_migration_counts_existing_users_and_truncate_resets(tmp_path):
+def test_the_migration_counts_existing_users_and_truncate_resets():
     """Its own database: TRUNCATE would take every other test's users."""
-    name = f"workteam_tally_{uuid.uuid4().hex[:8]}"
-    url = DATABASE_URL.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(BASE_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
+    with scratch_database("workteam_tally") as url:
         migrate.upgrade(url, "0007")
         with psycopg.connect(url) as conn:
             org = conn.execute(
@@ -198,9 +194,6 @@ def test_the_migration_counts_existing_users_and_truncate_resets(tmp_path):
             assert conn.execute(tally, (org,)).fetchone() == (40, 40)
             conn.execute("TRUNCATE users CASCADE")
             assert conn.execute(tally, (org,)).fetchone() == (0, 41)
-    finally:
-        with psycopg.connect(BASE_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_a_long_transaction_of_single_row_inserts_keeps_the_tally_small(app, org):

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from models import Organization, licensing, migrate
 from models.user import User
-from tests.conftest import BASE_URL, DATABASE_URL, ScimClient, make_org
+from tests.conftest import ScimClient, make_org, scratch_database
 from tests.integration.worker_helpers import license_counts, person, set_active
 
 
@@ -75,17 +75,13 @@ def _users(app, org_id: uuid.UUID) -> list[User]:
 
 def test_the_migration_counts_licensed_users_and_goes_back():
     """Its own database: TRUNCATE would take every other test's users."""
-    name = f"workteam_licensed_{uuid.uuid4().hex[:8]}"
-    url = DATABASE_URL.rsplit("/", 1)[0] + f"/{name}"
     insert = (
         "INSERT INTO users (id, org_id, user_name, attrs, emails_lower, active, version,"
         " created, last_modified, manager_state, license_state) SELECT gen_random_uuid(), %s,"
         " %s || i, '{}'::jsonb, '{}', true, 1, now(), now(), 'none', %s"
         " FROM generate_series(1, %s) i")
     licensed = "SELECT coalesce(sum(licensed), 0) FROM user_tallies WHERE org_id = %s"
-    with psycopg.connect(BASE_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
+    with scratch_database("workteam_licensed") as url:
         migrate.upgrade(url, "0009")
         with psycopg.connect(url) as conn:
             org = conn.execute(
@@ -110,6 +106,3 @@ def test_the_migration_counts_licensed_users_and_goes_back():
             conn.execute(insert, (org, "after", "licensed", 2))
             assert conn.execute("SELECT sum(users) FROM user_tallies WHERE org_id = %s",
                                 (org,)).fetchone()[0] == 2
-    finally:
-        with psycopg.connect(BASE_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
