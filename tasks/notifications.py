@@ -23,7 +23,7 @@ from typing import Any
 
 from celery import Task, shared_task
 from flask import current_app
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -271,9 +271,7 @@ def _context(session: Session, template: str, org: Organization, recipient: Pers
     }
     if template == "overflow":
         context["seats"] = org.seats
-        context["waiting"] = session.scalar(
-            select(func.count()).where(User.org_id == org.id, User.license_state == "unlicensed")
-        )
+        context["waiting"] = licensing.waiting_count(session, org.id)
     if subject is not None:
         context["user_name"] = subject.display_name or subject.user_name
     return context
