@@ -1,0 +1,62 @@
+"""Plans of statements as the service sends them, prepared as psycopg prepares a repeated one
+(PostgreSQL may then keep a generic plan on that connection)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+
+
+@contextmanager
+def recorded(conn: Connection, table: str) -> Iterator[list[tuple[str, dict]]]:
+    """(statement, parameters) of what ``conn`` sends about ``table`` inside the block."""
+    seen: list[tuple[str, dict]] = []
+    about = re.compile(rf"\bFROM {table}\b|^UPDATE {table}\b")
+
+    def record(_conn, _cursor, statement, parameters, _context, _many):  # type: ignore[no-untyped-def]
+        if about.search(statement):
+            seen.append((statement, dict(parameters)))
+
+    event.listen(conn, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(conn, "before_cursor_execute", record)
+
+
+class Prepared:
+    """``statement`` (psycopg's ``%(name)s`` placeholders) as the prepared statement ``name``
+    on ``raw``; ``plan`` runs it with ``parameters`` and returns its plan's top node."""
+
+    def __init__(self, raw: psycopg.Connection, name: str, statement: str) -> None:
+        self.raw, self.name, self.names = raw, name, []
+
+        def number(match: re.Match) -> str:
+            if match[1] not in self.names:
+                self.names.append(match[1])
+            return f"${self.names.index(match[1]) + 1}"
+
+        numbered = re.sub(r"%\((\w+)\)s", number, statement)
+        raw.execute(f"PREPARE {name} AS {numbered}")
+
+    def _args(self, parameters: dict) -> tuple[str, list]:
+        return ", ".join(["%s"] * len(self.names)), [parameters[n] for n in self.names]
+
+    def run(self, parameters: dict) -> None:
+        placeholders, args = self._args(parameters)
+        psycopg.ClientCursor(self.raw).execute(f"EXECUTE {self.name}({placeholders})", args)
+
+    def plan(self, parameters: dict, *, analyze: bool = False) -> dict:
+        placeholders, args = self._args(parameters)
+        options = "ANALYZE, BUFFERS, FORMAT JSON" if analyze else "FORMAT JSON"
+        cursor = psycopg.ClientCursor(self.raw)
+        cursor.execute(f"EXPLAIN ({options}) EXECUTE {self.name}({placeholders})", args)
+        return cursor.fetchone()[0][0]["Plan"]
+
+    def close(self) -> None:
+        self.raw.execute(f"DEALLOCATE {self.name}")
