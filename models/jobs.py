@@ -8,11 +8,10 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from models.db import pg_array
-from models.outbox import Job
 
 # session.info key: {job id: kind} of the jobs this session wrote, so that publishing after the
 # commit needs no second read of the database (which may be gone by then).
@@ -90,14 +89,6 @@ def enqueue_many(
     )
     _remember(session, list(ids), kind)
     return ids
-
-
-def pending_ids(session: Session, limit: int = 500) -> list[int]:
-    return list(
-        session.scalars(
-            select(Job.id).where(Job.state == "pending").order_by(Job.created).limit(limit)
-        )
-    )
 
 
 # --------------------------------------------------------------------- coalesced jobs

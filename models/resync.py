@@ -175,17 +175,14 @@ class ExportIndex:
 
 @dataclass
 class Diff:
-    """Differences between the IdP export and the stored users. ``changes`` are applied on
-    confirmation; ``missing`` (in the IdP, not here) are reported only: the export has not
-    the attributes to create them, and the IdP pushes them on its next cycle."""
+    """Differences between the IdP export and one batch of stored users, applied on
+    confirmation. Users in the IdP but not here are found by the job's last phase
+    (tasks/resync.py) and reported only: the export has not the attributes to create them,
+    and the IdP pushes them on its next cycle."""
 
     deactivate: list[dict] = field(default_factory=list)  # here and active, not in the IdP
     set_active: list[dict] = field(default_factory=list)  # active differs
     set_external_id: list[dict] = field(default_factory=list)
-    missing: list[dict] = field(default_factory=list)
-
-    def change_count(self) -> int:
-        return len(self.deactivate) + len(self.set_active) + len(self.set_external_id)
 
 
 def diff_batch(
@@ -207,14 +204,6 @@ def diff_batch(
         if entry.external_id and entry.external_id != external_id:
             diff.set_external_id.append({**row, "from": external_id, "to": entry.external_id})
     return diff
-
-
-def missing_entries(index: ExportIndex, seen: set[str]) -> list[dict]:
-    return [
-        {"userName": e.user_name, "externalId": e.external_id, "active": e.active}
-        for key, e in index.by_user_name.items()
-        if key not in seen
-    ]
 
 
 # --- the job -----------------------------------------------------------------------------
@@ -320,18 +309,6 @@ def cancel(session: Session, job: Job) -> bool:
         .returning(Job.id)
     )
     return done is not None
-
-
-def stale_running_ids(session: Session, *, stale_after: dt.timedelta) -> list[int]:
-    return list(
-        session.scalars(
-            select(Job.id).where(
-                Job.kind == KIND,
-                Job.state == "running",
-                Job.updated < utcnow() - stale_after,
-            )
-        )
-    )
 
 
 def count_users(session: Session, org_id: uuid.UUID) -> int:
