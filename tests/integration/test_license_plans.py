@@ -8,29 +8,23 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import NullPool
 
 from models import licensing
-from models.db import sqlalchemy_url
 from tests.conftest import make_org
-from tests.integration.plan_helpers import Prepared, recorded
+from tests.integration.plan_helpers import Prepared, recorded, shadowed
 
 USERS = 20_000
 
 
 @pytest.fixture
 def session(app) -> Iterator[Connection]:
-    """A connection of its own in which a temporary ``users`` (the real table's indexes, no
-    triggers) shadows the real one: 20,000 users analyzed without touching the shared table."""
-    engine = create_engine(sqlalchemy_url(app.config["DATABASE_URL"]), poolclass=NullPool)
-    with engine.connect() as conn:
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-        conn.execute(text("CREATE TEMP TABLE users (LIKE public.users INCLUDING ALL)"))
+    """A temporary ``users`` shadows the real one: 20,000 users analyzed without touching the
+    shared table."""
+    with shadowed(app.config["DATABASE_URL"], "users") as conn:
         yield conn
-    engine.dispose()
 
 
 def cost(conn: Connection, statement: str, parameters: dict, mode: str) -> float:

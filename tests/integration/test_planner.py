@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from models import planner
-from models.db import sqlalchemy_url
 from tests.conftest import ScimClient, make_org
 from tests.fixtures_worker import wait_until
+from tests.integration.plan_helpers import Prepared, recorded, shadowed
 
 INSERT = text(
     "INSERT INTO users (id, org_id, user_name, active, attrs, created, last_modified, version, "
@@ -30,14 +30,9 @@ INSERT = text(
 
 @pytest.fixture
 def session(app) -> Iterator[Connection]:
-    """A connection of its own (no pool: its temporary table must not outlive it) in which a
-    temporary ``users``, with the real table's indexes and no statistics, shadows the real one."""
-    engine = create_engine(sqlalchemy_url(app.config["DATABASE_URL"]), poolclass=NullPool)
-    with engine.connect() as conn:
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-        conn.execute(text("CREATE TEMP TABLE users (LIKE public.users INCLUDING ALL)"))
+    """A temporary ``users`` shadows the real one (``plan_helpers.shadowed``)."""
+    with shadowed(app.config["DATABASE_URL"], "users") as conn:
         yield conn
-    engine.dispose()
 
 
 @pytest.fixture(autouse=True)
@@ -167,13 +162,9 @@ def test_a_failed_check_is_logged_not_raised(caplog):
 
 @pytest.fixture
 def groups_session(app) -> Iterator[Connection]:
-    """As ``session``, with a temporary ``groups`` shadowing the real one."""
-    engine = create_engine(sqlalchemy_url(app.config["DATABASE_URL"]), poolclass=NullPool)
-    with engine.connect() as conn:
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-        conn.execute(text("CREATE TEMP TABLE groups (LIKE public.groups INCLUDING ALL)"))
+    """A temporary ``groups`` shadows the real one."""
+    with shadowed(app.config["DATABASE_URL"], "groups") as conn:
         yield conn
-    engine.dispose()
 
 
 GROUPS = text(
@@ -190,7 +181,6 @@ def test_a_group_lookup_planned_while_young_stays_an_index_probe(app, groups_ses
     groups without statistics, it must still probe once there are 5,000."""
     from models import store
     from models.group import Group
-    from tests.integration.plan_helpers import Prepared, recorded
     from web.scim import definitions as d
     from web.scim import filter as scim_filter
     from web.scim.query import compile_filter
