@@ -1,13 +1,14 @@
-"""One license check (models/licensing.reconcile) in an organization of 100,000 licensed users:
+"""One license check (models/licensing.reconcile) in an organization of 100,000 users:
 milliseconds per check, with PostgreSQL left to choose its plans and with generic plans forced
 (what a connection may keep for a statement psycopg has prepared).
 
-    .venv/bin/python bench/bench_license_check.py [--users 100000] [--checks 30]
+    .venv/bin/python bench/bench_license_check.py [--users 100000] [--checks 30] [--seats N]
 
 Makes its own database (workteam_bench_license, dropped afterwards), one paid organization
-with as many seats as users, N active licensed users (vacuumed and analyzed); before each
-check two users are deactivated, so every check releases two seats and hands them back to no
-one. Prints one JSON line per plan mode: median and p90 ms per check.
+with ``--seats`` seats (default: as many as users) and N active users (vacuumed and analyzed),
+the first ``--seats`` of them licensed and the rest waiting; before each check two users are
+deactivated, so every check releases two seats (and gives them to the next waiting, if any).
+Prints one JSON line per plan mode: median and p90 ms per check.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ SEED = (
     "INSERT INTO users (id, org_id, user_name, active, attrs, created, last_modified, version, "
     "manager_state, license_state, licensed_at, is_admin, emails_lower) "
     "SELECT gen_random_uuid(), %s, 'u' || n || '@example.com', true, '{}', now(), now(), 1, "
-    "'none', 'licensed', now(), false, '{}' FROM generate_series(1, %s::int) n"
+    "'none', CASE WHEN n <= %s THEN 'licensed' ELSE 'unlicensed' END, "
+    "CASE WHEN n <= %s THEN now() END, false, '{}' FROM generate_series(1, %s::int) n"
 )
 DEACTIVATE_TWO = (
     "UPDATE users SET active = false WHERE id IN "
@@ -45,12 +47,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--checks", type=int, default=30)
+    parser.add_argument("--seats", type=int, help="default: as many as users")
     args = parser.parse_args()
     with own_database("workteam_bench_license") as url:
-        run(url, args.users, args.checks)
+        run(url, args.users, args.checks, args.seats or args.users)
 
 
-def run(url: str, users: int, checks: int) -> None:
+def run(url: str, users: int, checks: int, seats: int) -> None:
     from models import licensing
     from models.db import sqlalchemy_url
 
@@ -58,8 +61,9 @@ def run(url: str, users: int, checks: int) -> None:
         org_id = admin.execute(
             "INSERT INTO organizations (id, name, plan, seats, scim_enabled, created) "
             "VALUES (gen_random_uuid(), 'bench', 'paid', %s, true, now()) RETURNING id",
-            (users,)).fetchone()[0]
-        admin.execute(SEED, (org_id, users))
+            (seats,)).fetchone()[0]
+        # The first `seats` users hold a seat, the rest wait (inserted so: the tally counts them).
+        admin.execute(SEED, (org_id, seats, seats, users))
         admin.execute("VACUUM ANALYZE users")
         engine = create_engine(sqlalchemy_url(url), poolclass=NullPool)
         for mode in ("auto", "force_generic_plan"):
@@ -74,7 +78,8 @@ def run(url: str, users: int, checks: int) -> None:
                         session.commit()
                     times.append((time.perf_counter() - started) * 1000)
             times.sort()
-            print(json.dumps({"plan_cache_mode": mode, "users": users, "checks": checks,
+            print(json.dumps({"plan_cache_mode": mode, "users": users, "seats": seats,
+                              "checks": checks,
                               "median_ms": round(statistics.median(times), 2),
                               "p90_ms": round(times[int(len(times) * 0.9)], 2)}))
         engine.dispose()

@@ -55,9 +55,9 @@ def reconcile_org(session: Session, org_id: uuid.UUID) -> list[int]:
         )
     if result.licensed or result.unlicensed or result.opened_overflow:
         log.info(
-            "org %s seats %d in use %d waiting %d (+%d -%d)",
-            org_id, result.seats, result.in_use, result.waiting,
-            len(result.licensed), len(result.unlicensed),
+            "org %s seats %d in use %d (+%d -%d)%s",
+            org_id, result.seats, result.in_use, len(result.licensed), len(result.unlicensed),
+            ", users waiting" if result.waiting else "",
         )
     return [j for j in jobs if j is not None]
 
