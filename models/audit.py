@@ -15,6 +15,8 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    delete,
+    select,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -53,3 +55,21 @@ def append_events(session: Session, rows: list[dict]) -> None:
     with raw.cursor() as cur, cur.copy(f"COPY audit_events ({columns}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(tuple(row.get(c) for c in _COPIED))
+
+
+def prune(session: Session, cutoff: dt.datetime, *, batch: int = 10_000) -> int:
+    """Delete the oldest audit rows created before ``cutoff``, at most the ``batch`` ids after
+    the lowest; how many went (0: none is older). Rows are appended in time order (ids and
+    ``created`` differ only by the web's flush interval), so the lowest ids hold the oldest
+    rows: each call reads one end of the primary key and deletes a range of it, never scanning
+    the table for old rows. At least the oldest row goes whenever it is older than ``cutoff``,
+    so a loop of calls ends."""
+    oldest = session.execute(
+        select(AuditEvent.id, AuditEvent.created).order_by(AuditEvent.id).limit(1)
+    ).first()
+    if oldest is None or oldest.created >= cutoff:
+        return 0
+    result = session.execute(
+        delete(AuditEvent).where(AuditEvent.id < oldest.id + batch, AuditEvent.created < cutoff)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -23,6 +23,7 @@ TASK_MODULES = (
     "tasks.notifications",
     "tasks.groups",
     "tasks.resync",
+    "tasks.audit",
 )
 for _name in TASK_MODULES:
     importlib.import_module(_name)
@@ -35,6 +36,7 @@ with flask_app.app_context():
             "WORKTEAM_SWEEP_SECONDS",
             "WORKTEAM_MANAGER_SWEEP_SECONDS",
             "WORKTEAM_LICENSE_SWEEP_SECONDS",
+            "WORKTEAM_AUDIT_PRUNE_SECONDS",
         )
     }
 
@@ -60,6 +62,12 @@ celery_app.conf.beat_schedule = {
     },
     # Take over a re-sync whose worker died (no checkpoint for WORKTEAM_RESYNC_STALE_SECONDS).
     "resync-sweep": {"task": "tasks.resync.sweep", "schedule": 60, "options": {"queue": _queue}},
+    # Delete audit rows past WORKTEAM_AUDIT_RETENTION_DAYS (tasks/audit.py).
+    "audit-prune": {
+        "task": "tasks.audit.prune",
+        "schedule": _every["WORKTEAM_AUDIT_PRUNE_SECONDS"],
+        "options": {"queue": _queue},
+    },
 }
 
 

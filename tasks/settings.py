@@ -29,6 +29,8 @@ DEFAULTS: dict[str, str] = {
     # starts this long after the write that asked for it, so a burst of writes shares it.
     "WORKTEAM_COALESCE_SECONDS": "1",
     "WORKTEAM_SMTP_TIMEOUT": "10",
+    # Beat deletes expired audit rows this often (their age: web/config.py, tasks/audit.py).
+    "WORKTEAM_AUDIT_PRUNE_SECONDS": "3600",
 }
 
 

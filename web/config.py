@@ -85,6 +85,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> dict:
         "SCIM_BULK_MAX_OPERATIONS": _int(env, "WORKTEAM_BULK_MAX_OPERATIONS", 1000),
         "SCIM_BULK_MAX_PAYLOAD": _int(env, "WORKTEAM_BULK_MAX_PAYLOAD_BYTES", 1_048_576),
         "AUDIT_FLUSH_SECONDS": float(env.get("WORKTEAM_AUDIT_FLUSH_SECONDS", "0.5")),
+        # Audit rows older than this are deleted by the worker (tasks/audit.py); 0 keeps them.
+        "AUDIT_RETENTION_DAYS": _float(env, "WORKTEAM_AUDIT_RETENTION_DAYS", 90.0),
         "SCIM_CURSOR_TIMEOUT": _int(env, "WORKTEAM_CURSOR_TIMEOUT", 3600),
         "SCIM_DISCOVERY_PUBLIC": _bool(env, "WORKTEAM_DISCOVERY_PUBLIC", False),
         "DB_POOL_SIZE": _int(env, "WORKTEAM_DB_POOL_SIZE", 5),

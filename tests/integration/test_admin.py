@@ -243,6 +243,7 @@ def test_activity_filters_and_pages(app, client, scim):  # type: ignore[no-untyp
     sign_in(client, email)
     html = client.get(SCIM_PAGE + "/activity").get_data(as_text=True)
     assert "activity-user@example.com" in html and "404" in html
+    assert "requests are kept for 90 days" in html  # WORKTEAM_AUDIT_RETENTION_DAYS
     only_404 = client.get(SCIM_PAGE + "/activity?status=4xx").get_data(as_text=True)
     assert missing in only_404 and "activity-user@example.com" not in only_404
     posts = client.get(SCIM_PAGE + "/activity?method=POST").get_data(as_text=True)
