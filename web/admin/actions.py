@@ -209,7 +209,7 @@ def users_overview(session: Session, org: Organization, *, limit: int = 200) -> 
     )
     # Seats used from the tally the license check reads, the waiting from their index: at a
     # million users, half of them waiting, counting every user by state took 135 ms; these
-    # two take 0.5 and 70 (the page: 380-440 ms before, 350-380 after).
+    # two take 0.6 and 70-82 (bench/bench_admin_users.py).
     used = licensing.licensed_count(session, org.id)
     waiting = licensing.waiting_count(session, org.id)
     active = session.scalar(

@@ -1,0 +1,87 @@
+"""The admin Users tab at scale: milliseconds for its figures (web/admin/actions.users_overview)
+in an organization of a million users, and each statement's share.
+
+    .venv/bin/python bench/bench_admin_users.py [--users 1000000] [--runs 5]
+
+Makes its own database (workteam_bench_admin_users, dropped afterwards), one paid organization
+with seats for half its users: the first half licensed, the rest waiting, one in ten
+inactive, one in a hundred with a pending manager reference (`VACUUM ANALYZE`d). Prints the
+median over the runs and, for the last run, each statement's milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+from sqlalchemy import event  # noqa: E402
+
+from bench.scratch_app import app_on, own_database  # noqa: E402
+
+SEED = (
+    "INSERT INTO users (id, org_id, user_name, active, attrs, created, last_modified, version, "
+    "manager_state, license_state, licensed_at, is_admin, emails_lower) "
+    "SELECT gen_random_uuid(), %s, 'u' || n || '@example.com', n %% 10 <> 0, '{}', now(), "
+    "now(), 1, CASE WHEN n %% 100 = 0 THEN 'pending' ELSE 'none' END, "
+    "CASE WHEN n <= %s THEN 'licensed' ELSE 'unlicensed' END, now(), false, '{}' "
+    "FROM generate_series(1, %s::int) n"
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    with own_database("workteam_bench_admin_users") as url:
+        run(url, args.users, args.runs)
+
+
+def run(url: str, users: int, runs: int) -> None:
+    from models import Organization
+    from web.admin import actions
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        org_id = conn.execute(
+            "INSERT INTO organizations (id, name, plan, seats, scim_enabled, created) "
+            "VALUES (gen_random_uuid(), 'bench', 'paid', %s, true, now()) RETURNING id",
+            (users // 2,)).fetchone()[0]
+        conn.execute(SEED, (org_id, users // 2, users))
+        conn.execute("VACUUM ANALYZE users")
+    app = app_on(url, "redis://127.0.0.1:6379/13")
+    statements: list[tuple[str, float]] = []
+
+    def before(conn, _cursor, _statement, _params, _context, _many):  # type: ignore[no-untyped-def]
+        conn.info["started"] = time.perf_counter()
+
+    def after(conn, _cursor, statement, _params, _context, _many):  # type: ignore[no-untyped-def]
+        ms = (time.perf_counter() - conn.info["started"]) * 1000
+        statements.append((" ".join(statement.split())[:100], round(ms, 1)))
+
+    engine = app.extensions["db.engine"]
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    times = []
+    with app.app_context():
+        for _ in range(runs):
+            statements.clear()
+            with app.extensions["db.sessions"]() as session:
+                org = session.get(Organization, org_id)
+                started = time.perf_counter()
+                actions.users_overview(session, org)
+                times.append((time.perf_counter() - started) * 1000)
+    print(json.dumps({"users": users, "runs": runs, "median_ms": round(statistics.median(times)),
+                      "statements_ms": statements}))
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
