@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 
-from bench.scratch_app import app_on, own_database  # noqa: E402
+from bench.scratch_app import app_on, new_org, own_database  # noqa: E402
 
 SEED = (
     "INSERT INTO users (id, org_id, user_name, active, attrs, created, last_modified, version, "
@@ -50,10 +50,7 @@ def run(url: str, users: int, runs: int) -> None:
     from web.admin import actions
 
     with psycopg.connect(url, autocommit=True) as conn:
-        org_id = conn.execute(
-            "INSERT INTO organizations (id, name, plan, seats, scim_enabled, created) "
-            "VALUES (gen_random_uuid(), 'bench', 'paid', %s, true, now()) RETURNING id",
-            (users // 2,)).fetchone()[0]
+        org_id = new_org(conn, users // 2)
         conn.execute(SEED, (org_id, users // 2, users))
         conn.execute("VACUUM ANALYZE users")
     app = app_on(url, "redis://127.0.0.1:6379/13")

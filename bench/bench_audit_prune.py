@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 
-from bench.scratch_app import app_on, own_database  # noqa: E402
+from bench.scratch_app import app_on, new_org, own_database  # noqa: E402
 
 SEED = (
     "INSERT INTO audit_events (org_id, method, path, status, duration_ms, created) "
@@ -46,10 +46,7 @@ def run(url: str, expired: int, recent: int) -> None:
 
     day = 86_400.0
     with psycopg.connect(url, autocommit=True) as conn:
-        org = conn.execute(
-            "INSERT INTO organizations (id, name, plan, seats, scim_enabled, created) "
-            "VALUES (gen_random_uuid(), 'bench', 'paid', 10, true, now()) RETURNING id"
-        ).fetchone()[0]
+        org = new_org(conn, 10)
         conn.execute(SEED, (org, 200 * day, 100 * day / expired, expired))  # 200 -> 100 days
         conn.execute(SEED, (org, day, day / max(recent, 1), recent))  # the last day
         conn.execute("VACUUM ANALYZE audit_events")

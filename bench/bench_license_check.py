@@ -28,7 +28,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
 
-from bench.scratch_app import own_database  # noqa: E402
+from bench.scratch_app import new_org, own_database  # noqa: E402
 
 SEED = (
     "INSERT INTO users (id, org_id, user_name, active, attrs, created, last_modified, version, "
@@ -58,10 +58,7 @@ def run(url: str, users: int, checks: int, seats: int) -> None:
     from models.db import sqlalchemy_url
 
     with psycopg.connect(url, autocommit=True) as admin:
-        org_id = admin.execute(
-            "INSERT INTO organizations (id, name, plan, seats, scim_enabled, created) "
-            "VALUES (gen_random_uuid(), 'bench', 'paid', %s, true, now()) RETURNING id",
-            (seats,)).fetchone()[0]
+        org_id = new_org(admin, seats)
         # The first `seats` users hold a seat, the rest wait (inserted so: the tally counts them).
         admin.execute(SEED, (org_id, seats, seats, users))
         admin.execute("VACUUM ANALYZE users")

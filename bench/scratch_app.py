@@ -1,9 +1,11 @@
 """A database of its own and the Flask app on it, for the benches that run our service
-in-process (bench_import.py, bench_resync.py): the figure is the service's work, not HTTP's."""
+in-process (bench_import.py, bench_resync.py, bench_license_check.py, bench_audit_prune.py,
+bench_admin_users.py): the figure is the service's work, not HTTP's."""
 
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -28,6 +30,14 @@ def own_database(name: str) -> Iterator[str]:
     finally:
         with psycopg.connect(BASE, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def new_org(conn: psycopg.Connection, seats: int) -> uuid.UUID:
+    """A paid organization with ``seats`` seats and SCIM on, inserted directly; its id."""
+    return conn.execute(
+        "INSERT INTO organizations (id, name, plan, seats, scim_enabled, created) "
+        "VALUES (gen_random_uuid(), 'bench', 'paid', %s, true, now()) RETURNING id", (seats,),
+    ).fetchone()[0]
 
 
 def app_on(url: str, redis_url: str, **settings: str) -> Flask:
