@@ -1,6 +1,6 @@
 """A database of its own and the Flask app on it, for the benches that run our service
 in-process (bench_import.py, bench_resync.py, bench_license_check.py, bench_audit_prune.py,
-bench_admin_users.py): the figure is the service's work, not HTTP's."""
+bench_admin_pages.py): the figure is the service's work, not HTTP's."""
 
 from __future__ import annotations
 

@@ -253,6 +253,28 @@ def test_activity_filters_and_pages(app, client, scim):  # type: ignore[no-untyp
     assert "Page 2 of" in paged
 
 
+def test_activity_counts_up_to_a_cap_and_pages_past_it(app, client, scim, monkeypatch):  # type: ignore[no-untyped-def]
+    """Past COUNT_CAP matching requests the tab says "more than" and keeps paging."""
+    from web.admin import actions
+
+    monkeypatch.setattr(actions, "COUNT_CAP", 3)
+    monkeypatch.setitem(app.config, "WORKTEAM_ADMIN_PAGE_SIZE", 2)
+    email = make_admin(app, scim.org.id)
+    for n in range(6):
+        assert scim.get(f"/Users/missing-{n}").status_code == 404
+    sign_in(client, email)
+    first = client.get(SCIM_PAGE + "/activity").get_data(as_text=True)
+    assert "More than 3 requests" in first and "Page 1</span>" in first
+    assert "missing-5" in first and 'rel="next"' in first
+    last = client.get(SCIM_PAGE + "/activity?page=3").get_data(as_text=True)
+    assert "missing-1" in last and "missing-0" in last  # the oldest, past the count
+    beyond = client.get(SCIM_PAGE + "/activity?page=4").get_data(as_text=True)
+    assert "No requests yet." in beyond and 'rel="next"' not in beyond
+    only_404 = client.get(SCIM_PAGE + "/activity?status=404&path=missing-4")
+    text = only_404.get_data(as_text=True)
+    assert "1 request;" in text and "Page 1 of 1" in text  # under the cap: counted
+
+
 def test_users_overview(app, client, scim):  # type: ignore[no-untyped-def]
     email = make_admin(app, scim.org.id)
     enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"

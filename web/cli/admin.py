@@ -117,7 +117,10 @@ def activity(
             raise click.ClickException(str(exc)) from None
         for row in result.rows:
             echo_json(row)
-        click.echo(f"page {result.page} of {result.pages}, {result.total} requests", err=True)
+        if result.more:
+            click.echo(f"page {result.page}, more than {result.total} requests", err=True)
+        else:
+            click.echo(f"page {result.page} of {result.pages}, {result.total} requests", err=True)
 
 
 @group.command("users", help="Pending/invalid managers, seat use, unlicensed users, failed jobs.")
