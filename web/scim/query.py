@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     Uuid,
     and_,
+    any_,
     cast,
     column,
     exists,
@@ -37,6 +38,7 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement as _CE
 
 from models.group import Group, Membership
@@ -360,8 +362,7 @@ class _Compiler:
             and path.sub_attribute in (None, "value")
             and isinstance(node.value, str)
         ):
-            # Indexed (GIN) lookup of any email value; emails are caseExact=false.
-            return User.emails_lower.contains(cast([node.value.lower()], ARRAY(Text)))
+            return _has_email(node.value)
         if isinstance(node, Present):
             return _json_path_condition(self.model, path, _json_present)
         return _json_path_condition(self.model, path, lambda v: _json_leaf_compare(path, v, node))
@@ -401,8 +402,20 @@ class _Compiler:
                 and part.path.sub_attribute == "value"
                 and isinstance(part.value, str)
             ):
-                return User.emails_lower.contains(cast([part.value.lower()], ARRAY(Text)))
+                return _has_email(part.value)
         return None
+
+
+def _has_email(value: str) -> _CE[bool]:
+    """One of the user's emails is ``value`` (emails are caseExact=false), by the GIN index on
+    ``emails_lower``. The matching ids are read first, in an InitPlan: as a plain condition,
+    PostgreSQL (which keeps no statistics for array elements that are all unique) guessed that
+    0.5 % of the users match, and walked the organization in page order to fill a page: 230 ms
+    at 300,000 users against 0.07 (tests/integration/test_planner.py checks the plan)."""
+    other = aliased(User)
+    matching = select(other.id).where(
+        other.emails_lower.contains(cast([value.lower()], ARRAY(Text))))
+    return User.id == any_(func.array(matching.scalar_subquery()))
 
 
 def _disjuncts(node: Node) -> list[Node]:
