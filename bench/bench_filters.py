@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 
-from bench.scratch_app import app_on, own_database  # noqa: E402
+from bench.scratch_app import app_on, org_with_token, own_database  # noqa: E402
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
@@ -40,17 +40,10 @@ def main() -> None:
 
 def run(url: str, n: int, runs: int) -> None:
     app = app_on(url, "redis://127.0.0.1:6379/13", WORKTEAM_RATE_LIMIT="0")
-    from models import Organization
-    from models.tokens import issue_token
     from tests.integration.resync_helpers import bulk_users
 
+    org_id, token = org_with_token(app)
     with app.extensions["db.sessions"]() as session:
-        org = Organization(name="bench", plan="paid", seats=10, scim_enabled=True)
-        session.add(org)
-        session.flush()
-        token, _ = issue_token(session, org)
-        session.commit()
-        org_id = org.id
         ids = bulk_users(session, org_id, n, prefix="f", chunk=20_000, manager_every=10)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 import redis  # noqa: E402
 
-from bench.scratch_app import app_on, own_database  # noqa: E402
+from bench.scratch_app import app_on, org_with_token, own_database  # noqa: E402
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/12")
 
@@ -48,18 +48,12 @@ def _ms(seconds: float) -> float:
 
 def run(url: str, n: int) -> None:
     app = app_on(url, REDIS_URL, WORKTEAM_RATE_LIMIT="0")
-    from models import Organization, store
-    from models.tokens import issue_token
+    from models import store
     from tests.integration.resync_helpers import bulk_users
 
     sessions = app.extensions["db.sessions"]
+    org_id, token = org_with_token(app)
     with sessions() as session:
-        org = Organization(name="bench", plan="paid", seats=10, scim_enabled=True)
-        session.add(org)
-        session.flush()
-        token, _ = issue_token(session, org)
-        session.commit()
-        org_id = org.id
         started = time.perf_counter()
         bulk_users(session, org_id, n, prefix="imp", chunk=20_000)
     with psycopg.connect(url, autocommit=True) as conn:

@@ -40,6 +40,20 @@ def new_org(conn: psycopg.Connection, seats: int) -> uuid.UUID:
     ).fetchone()[0]
 
 
+def org_with_token(app: Flask, seats: int = 10) -> tuple[uuid.UUID, str]:
+    """A paid organization with SCIM on, made through the models, and a SCIM token of it."""
+    from models import Organization
+    from models.tokens import issue_token
+
+    with app.extensions["db.sessions"]() as session:
+        org = Organization(name="bench", plan="paid", seats=seats, scim_enabled=True)
+        session.add(org)
+        session.flush()
+        token, _ = issue_token(session, org)
+        session.commit()
+        return org.id, token
+
+
 def app_on(url: str, redis_url: str, **settings: str) -> Flask:
     """Our app on ``url``; ``settings`` adds environment settings (WORKTEAM_...)."""
     from web import create_app
