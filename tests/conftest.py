@@ -67,6 +67,15 @@ def scratch_database(prefix: str) -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def insert_org(conn: psycopg.Connection, *, plan: str = "paid", seats: int = 10) -> uuid.UUID:
+    """An organization inserted with SQL alone, for a database migrated to an older revision
+    or without the app; its id."""
+    return conn.execute(
+        "INSERT INTO organizations (id, name, plan, seats, scim_enabled, created) "
+        "VALUES (gen_random_uuid(), 'x', %s, %s, true, now()) RETURNING id", (plan, seats),
+    ).fetchone()[0]
+
+
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     with _admin_conn() as conn:

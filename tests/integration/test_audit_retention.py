@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from models import migrate
-from tests.conftest import RUN_ID, scratch_database
+from tests.conftest import RUN_ID, insert_org, scratch_database
 from tests.fixtures_worker import wait_until
 
 NOW = dt.datetime.now(dt.UTC)
@@ -27,10 +27,8 @@ def database() -> Iterator[str]:
 
 def plant(url: str, ages_in_days: list[float]) -> uuid.UUID:
     """One organization and an audit row per age, appended oldest first (as requests are)."""
-    org = uuid.uuid4()
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("INSERT INTO organizations (id, name, plan, seats, scim_enabled, created) "
-                     "VALUES (%s, 'audit', 'paid', 10, true, now())", (org,))
+        org = insert_org(conn)
         with conn.cursor().copy("COPY audit_events (org_id, method, path, status, duration_ms, "
                                 "created) FROM STDIN") as copy:
             for age in sorted(ages_in_days, reverse=True):

@@ -12,7 +12,14 @@ import pytest
 import redis
 
 from models import migrate, store
-from tests.conftest import DATABASE_URL, REDIS_URL, ScimClient, make_org, scratch_database
+from tests.conftest import (
+    DATABASE_URL,
+    REDIS_URL,
+    ScimClient,
+    insert_org,
+    make_org,
+    scratch_database,
+)
 from tests.fixtures_worker import free_port
 
 BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
@@ -178,10 +185,7 @@ def test_the_migration_counts_existing_users_and_truncate_resets():
     with scratch_database("workteam_tally") as url:
         migrate.upgrade(url, "0007")
         with psycopg.connect(url) as conn:
-            org = conn.execute(
-                "INSERT INTO organizations (id, name, plan, seats, scim_enabled, created) "
-                "VALUES (gen_random_uuid(), 'x', 'free', 10, true, now()) RETURNING id"
-            ).fetchone()[0]
+            org = insert_org(conn, plan="free")
             conn.execute(
                 "INSERT INTO users (id, org_id, user_name, attrs, emails_lower, active, version,"
                 " created, last_modified, manager_state, license_state) SELECT"

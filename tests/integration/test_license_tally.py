@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from models import Organization, licensing, migrate
 from models.user import User
-from tests.conftest import ScimClient, make_org, scratch_database
+from tests.conftest import ScimClient, insert_org, make_org, scratch_database
 from tests.integration.worker_helpers import license_counts, person, set_active
 
 
@@ -83,10 +83,7 @@ def test_the_migration_counts_licensed_users_and_goes_back():
     with scratch_database("workteam_licensed") as url:
         migrate.upgrade(url, "0009")
         with psycopg.connect(url) as conn:
-            org = conn.execute(
-                "INSERT INTO organizations (id, name, plan, seats, scim_enabled, created) "
-                "VALUES (gen_random_uuid(), 'x', 'paid', 20, true, now()) RETURNING id"
-            ).fetchone()[0]
+            org = insert_org(conn, seats=20)
             for prefix, state, n in (("l", "licensed", 12), ("w", "unlicensed", 5),
                                      ("n", "none", 13)):
                 conn.execute(insert, (org, prefix, state, n))
