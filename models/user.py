@@ -105,4 +105,14 @@ class User(Base):
             "seq",
             postgresql_where=text("active IS TRUE AND license_state <> 'licensed'"),
         ),
+        # The admin Users tab and /metrics count manager problems and inactive users: these
+        # hold only those users, so the counts cost what they count (migration 0011).
+        Index(
+            "ix_users_manager_problem",
+            "org_id",
+            "manager_state",
+            "seq",
+            postgresql_where=text("manager_state IN ('pending', 'invalid')"),
+        ),
+        Index("ix_users_inactive", "org_id", postgresql_where=text("active IS FALSE")),
     )

@@ -15,7 +15,7 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models import licensing
+from models import licensing, managers, store
 from models import resync as r
 from models.audit import AuditEvent
 from models.db import any_of
@@ -216,25 +216,24 @@ def _user_names(session: Session, org_id: uuid.UUID, ids: list[str | None]) -> d
 def users_overview(session: Session, org: Organization, *, limit: int = 200) -> dict[str, Any]:
     """Manager references that are pending or invalid, seats used, unlicensed users, failed
     follow-up jobs."""
+    # Every count here reads the few users it counts (partial indexes, the tally), never the
+    # whole organization: each such read took 340-500 ms at 500,000 users
+    # (bench/bench_admin_pages.py).
     problems = session.execute(
         select(User.id, User.user_name, User.manager_value, User.manager_state, User.manager_reason)
-        .where(User.org_id == org.id, User.manager_state.in_(("pending", "invalid")))
+        .where(User.org_id == org.id, managers.HAS_PROBLEM)
         .order_by(User.manager_state.desc(), User.seq)
         .limit(limit)
     ).all()
     problem_count = session.scalar(
-        select(func.count())
-        .select_from(User)
-        .where(User.org_id == org.id, User.manager_state.in_(("pending", "invalid")))
+        select(func.count()).select_from(User).where(User.org_id == org.id, managers.HAS_PROBLEM)
     )
-    # Seats used from the tally the license check reads, the waiting from their index: at a
-    # million users, half of them waiting, counting every user by state took 135 ms; these
-    # two take 0.6 and 70-82 (bench/bench_admin_pages.py).
     used = licensing.licensed_count(session, org.id)
     waiting = licensing.waiting_count(session, org.id)
-    active = session.scalar(
-        select(func.count()).select_from(User).where(User.org_id == org.id, User.active)
+    inactive = session.scalar(
+        select(func.count()).select_from(User).where(User.org_id == org.id, User.active.is_(False))
     )
+    active = store.user_tally(session, org.id).users - (inactive or 0)
     unlicensed = session.execute(
         select(User.id, User.user_name, User.created)
         .where(User.org_id == org.id, User.license_state == "unlicensed")
@@ -265,7 +264,7 @@ def users_overview(session: Session, org: Organization, *, limit: int = 200) -> 
             "seats": org.seats,
             "used": used,
             "unlicensed": waiting,
-            "active_users": active or 0,
+            "active_users": active,
             "unlicensed_rows": [
                 {"id": str(row.id), "userName": row.user_name, "since": row.created.isoformat()}
                 for row in unlicensed
