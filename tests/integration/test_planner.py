@@ -265,3 +265,31 @@ def test_the_users_tab_reads_only_the_users_it_counts(app, session):
         prepared.close()
         assert blocks(plan) < 50, (statement, plan)
 
+
+def test_an_active_eq_false_filter_reads_the_inactive_users_only(app, session):
+    """``active eq false`` compiles to the column as a literal, which ix_users_inactive serves;
+    through the stored attribute it read all 20,000 users to count the few that match."""
+    from models import store
+    from models.user import User
+    from web.scim import definitions as d
+    from web.scim import filter as scim_filter
+    from web.scim.query import compile_filter
+
+    org = uuid.uuid4()
+    grow(session, org, 1, 20000)
+    session.execute(text(
+        "UPDATE users SET active = false, attrs = '{\"active\": false}' "
+        "WHERE user_name IN ('u7@example.com', 'u19007@example.com')"))
+    session.execute(text("VACUUM ANALYZE users"))
+    with app.app_context():
+        where = compile_filter(scim_filter.parse("active eq false", d.USER_TYPE), d.USER_TYPE)
+    with recorded(session, "users") as sent, Session(bind=session) as db:
+        page = store.search(db, User, org, where, limit=10)
+    assert sorted(row.user_name for row in page.rows) == ["u19007@example.com", "u7@example.com"]
+    assert page.total == 2
+    raw = session.connection.driver_connection
+    for n, (statement, parameters) in enumerate(sent):
+        prepared = Prepared(raw, f"inactive_{n}", statement)
+        plan = prepared.plan(parameters, analyze=True)
+        prepared.close()
+        assert blocks(plan) < 50, plan

@@ -363,6 +363,11 @@ class _Compiler:
             and isinstance(node.value, str)
         ):
             return _has_email(node.value)
+        if (self.model is User and key == (U, "active", None) and isinstance(node, Compare)
+                and node.op == "eq" and node.value is False):
+            # The column is false exactly when the stored attribute is (a user sent without
+            # "active" is active): ix_users_inactive serves this where the JSON reads everyone.
+            return User.active.is_(False)
         if isinstance(node, Present):
             return _json_path_condition(self.model, path, _json_present)
         return _json_path_condition(self.model, path, lambda v: _json_leaf_compare(path, v, node))
