@@ -1,7 +1,8 @@
 """The admin tabs at scale: milliseconds for the figures of the Users tab
 (web/admin/actions.users_overview) in an organization of a million users, with each
-statement's share, and for the Activity tab (actions.activity) over two million audit rows,
-unfiltered and with each kind of filter.
+statement's share, for the Activity tab (actions.activity) over two million audit rows,
+unfiltered and with each kind of filter, and for the database gauges of a /metrics scrape
+(web/metrics.DatabaseCollector, uncached).
 
     .venv/bin/python bench/bench_admin_pages.py [--users 1000000] [--events 2000000] [--runs 5]
 
@@ -10,7 +11,7 @@ seats for half its users: the first half licensed, the rest waiting, one in ten 
 in a hundred with a pending manager reference; and its audit rows, one a second back from now,
 alternately GET and POST, one in fifty a 409 (`VACUUM ANALYZE`d). Prints one JSON line per
 tab: median ms over the runs (the Users tab: each statement of the last run; the Activity
-tab: per filter).
+tab: per filter; the scrape: each statement of the last run).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def main() -> None:
 def run(url: str, users: int, events: int, runs: int) -> None:
     from models import Organization
     from web.admin import actions
+    from web.metrics import DatabaseCollector
 
     with psycopg.connect(url, autocommit=True) as conn:
         org_id = new_org(conn, users // 2)
@@ -108,6 +110,16 @@ def run(url: str, users: int, events: int, runs: int) -> None:
             activity_ms[name] = round(statistics.median(times), 1)
         print(json.dumps({"tab": "activity", "events": events, "runs": runs,
                           "median_ms": activity_ms}))
+        collector = DatabaseCollector(engine, 0)
+        times = []
+        for _ in range(runs):
+            statements.clear()
+            started = time.perf_counter()
+            collector._counts()
+            times.append((time.perf_counter() - started) * 1000)
+        print(json.dumps({"scrape": "/metrics database gauges", "runs": runs,
+                          "median_ms": round(statistics.median(times), 1),
+                          "statements_ms": statements}))
     engine.dispose()
 
 

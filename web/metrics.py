@@ -50,9 +50,24 @@ _QUERIES = {
     "WHERE state IN ('pending', 'running', 'failed') GROUP BY kind, state",
     "oldest": "SELECT coalesce(extract(epoch FROM now() - min(created)), 0) FROM jobs "
     "WHERE state = 'pending'",
-    "license": "SELECT license_state, count(*) FROM users GROUP BY license_state",
-    "manager": "SELECT manager_state, count(*) FROM users GROUP BY manager_state",
+    # No statement reads every user (a million users took 140-280 ms by license state and
+    # 490-880 by manager state, and more users would pass the 2 s timeout): users and licensed
+    # users come from the tally, the waiting from their index per organization, the manager
+    # problems from their partial index (migration 0011).
+    "license": "SELECT coalesce(sum(users), 0), coalesce(sum(licensed), 0) FROM user_tallies",
+    "waiting": "SELECT coalesce(sum(w.n), 0) FROM organizations o CROSS JOIN LATERAL (SELECT "
+    "count(*) AS n FROM users u WHERE u.org_id = o.id AND u.license_state = 'unlicensed') w",
+    "manager": "SELECT manager_state, count(*) FROM users "
+    "WHERE manager_state IN ('pending', 'invalid') GROUP BY manager_state",
 }
+
+
+def _license_states(conn) -> list[tuple[str, int]]:  # type: ignore[no-untyped-def]
+    """Users by license state, all organizations together: 'none' is the rest."""
+    users, licensed = conn.execute(text(_QUERIES["license"])).one()
+    waiting = conn.execute(text(_QUERIES["waiting"])).scalar()
+    return [("licensed", int(licensed)), ("unlicensed", int(waiting)),
+            ("none", int(users) - int(licensed) - int(waiting))]
 
 
 class DatabaseCollector:
@@ -69,13 +84,16 @@ class DatabaseCollector:
             now = time.monotonic()
             if self._cached and now - self._cached[0] < self.cache_seconds:
                 return self._cached[1]
-            with self.engine.connect() as conn:
+            # One snapshot: the license states are a tally minus counts.
+            with self.engine.connect().execution_options(
+                    isolation_level="REPEATABLE READ") as conn:
                 conn.execute(text("SET LOCAL statement_timeout = 2000"))
                 counts = {
                     "jobs": [tuple(r) for r in conn.execute(text(_QUERIES["jobs"]))],
                     "oldest": float(conn.execute(text(_QUERIES["oldest"])).scalar() or 0),
-                    "license": [tuple(r) for r in conn.execute(text(_QUERIES["license"]))],
-                    "manager": [tuple(r) for r in conn.execute(text(_QUERIES["manager"]))],
+                    "license": _license_states(conn),
+                    "manager": list({"pending": 0, "invalid": 0, **dict(
+                        conn.execute(text(_QUERIES["manager"])).all())}.items()),
                 }
                 conn.rollback()
             self._cached = (now, counts)
@@ -109,7 +127,8 @@ class DatabaseCollector:
         )
         for name, key, doc in (
             ("workteam_users_by_license_state", "license", "Users by license state"),
-            ("workteam_users_by_manager_state", "manager", "Users by manager reference state"),
+            ("workteam_users_by_manager_state", "manager",
+             "Users whose manager reference is pending or invalid, by state"),
         ):
             family = GaugeMetricFamily(name, doc, labels=["state"])
             for state, n in counts[key]:

@@ -103,6 +103,42 @@ def test_metrics_count_requests_by_route_status_and_org(client, app):
     assert any(s["state"] == "pending" for s, _ in _samples(text, "workteam_jobs"))
 
 
+def test_metrics_user_gauges_agree_with_counting_every_user(client, app):
+    """The gauges read the tally and partial indexes, not every user: they must still say
+    what a GROUP BY over every user says (all organizations of the test database)."""
+    from sqlalchemy import text
+
+    from models import licensing
+    from web.metrics import DatabaseCollector
+
+    scim = ScimClient(client, make_org(app, seats=1))
+    ids = [scim.post("/Users", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                                "userName": f"gauge{n}@example.com"}).get_json()["id"]
+           for n in range(4)]
+    scim.patch(f"/Users/{ids[3]}", {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": False}]})
+    engine = app.extensions["db.engine"]
+    with app.extensions["db.sessions"]() as session:
+        licensing.reconcile(session, scim.org.id)  # one licensed, two waiting, one none
+        session.execute(text("UPDATE users SET manager_state = 'invalid' WHERE id = :id"),
+                        {"id": ids[0]})
+        session.execute(text("UPDATE users SET manager_state = 'pending' WHERE id = :id"),
+                        {"id": ids[1]})
+        session.commit()
+    counts = DatabaseCollector(engine, 0)._counts()
+    with engine.connect() as conn:
+        by_license = dict(conn.execute(text(
+            "SELECT license_state, count(*) FROM users GROUP BY license_state")).all())
+        by_manager = dict(conn.execute(text(
+            "SELECT manager_state, count(*) FROM users GROUP BY manager_state")).all())
+    assert by_license["unlicensed"] >= 2 and by_manager["invalid"] >= 1
+    assert dict(counts["license"]) == {state: by_license.get(state, 0)
+                                       for state in ("licensed", "unlicensed", "none")}
+    assert dict(counts["manager"]) == {state: by_manager.get(state, 0)
+                                       for state in ("pending", "invalid")}
+
+
 def test_metrics_token(app_env):
     from web import create_app
 
