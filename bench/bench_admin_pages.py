@@ -4,12 +4,14 @@ statement's share, for the Activity tab (actions.activity) over two million audi
 unfiltered and with each kind of filter, and for the database gauges of a /metrics scrape
 (web/metrics.DatabaseCollector, uncached).
 
-    .venv/bin/python bench/bench_admin_pages.py [--users 1000000] [--events 2000000] [--runs 5]
+    .venv/bin/python bench/bench_admin_pages.py [--users 1000000] [--events 2000000]
+        [--jobs 1000000] [--runs 5]
 
 Makes its own database (workteam_bench_admin, dropped afterwards), one paid organization with
 seats for half its users: the first half licensed, the rest waiting, one in ten inactive, one
 in a hundred with a pending manager reference; and its audit rows, one a second back from now,
-alternately GET and POST, one in fifty a 409 (`VACUUM ANALYZE`d). Prints one JSON line per
+alternately GET and POST, one in fifty a 409; and its done jobs (the outbox keeps them), one
+in 10,000 failed (`VACUUM ANALYZE`d). Prints one JSON line per
 tab: median ms over the runs (the Users tab: each statement of the last run; the Activity
 tab: per filter; the scrape: each statement of the last run).
 """
@@ -49,17 +51,27 @@ EVENTS = (
 )
 
 
+JOBS = (
+    "INSERT INTO jobs (org_id, kind, dedup_key, subject_id, payload, state, attempts, "
+    "progress_done, progress_total, created, updated) "
+    "SELECT %s, 'mail.send', 'bench:' || n, NULL, '{}', "
+    "CASE WHEN n %% 10000 = 0 THEN 'failed' ELSE 'done' END, 1, 0, 0, now(), now() "
+    "FROM generate_series(1, %s::int) n"
+)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--events", type=int, default=2_000_000)
+    parser.add_argument("--jobs", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     with own_database("workteam_bench_admin") as url:
-        run(url, args.users, args.events, args.runs)
+        run(url, args.users, args.events, args.jobs, args.runs)
 
 
-def run(url: str, users: int, events: int, runs: int) -> None:
+def run(url: str, users: int, events: int, jobs: int, runs: int) -> None:
     from models import Organization
     from web.admin import actions
     from web.metrics import DatabaseCollector
@@ -68,8 +80,9 @@ def run(url: str, users: int, events: int, runs: int) -> None:
         org_id = new_org(conn, users // 2)
         conn.execute(SEED, (org_id, users // 2, users))
         conn.execute(EVENTS, (org_id, events, events))
-        conn.execute("VACUUM ANALYZE users")
-        conn.execute("VACUUM ANALYZE audit_events")
+        conn.execute(JOBS, (org_id, jobs))
+        for table in ("users", "audit_events", "jobs"):
+            conn.execute(f"VACUUM ANALYZE {table}")
     app = app_on(url, "redis://127.0.0.1:6379/13")
     statements: list[tuple[str, float]] = []
 

@@ -24,6 +24,7 @@ from models.db import Base, utcnow
 JOB_STATES = ("pending", "running", "done", "failed", "cancelled")
 # A literal, so that prepared (generic) plans can use the partial index ix_jobs_pending.
 JOB_PENDING = text("jobs.state = 'pending'")
+JOB_FAILED = text("jobs.state = 'failed'")  # likewise, for ix_jobs_running_or_failed
 
 
 class Job(Base):
@@ -52,6 +53,15 @@ class Job(Base):
         Index("ix_jobs_pending", "state", "created", postgresql_where=text("state = 'pending'")),
         # id last: a mail batch's next pick (ORDER BY id LIMIT 1) reads the rows in order.
         Index("ix_jobs_org_kind_state_id", "org_id", "kind", "state", "id"),
+        # Done jobs stay, so "which are running or failed" must not read them (migration 0012).
+        Index(
+            "ix_jobs_running_or_failed",
+            "org_id",
+            "state",
+            "updated",
+            postgresql_include=["kind"],
+            postgresql_where=text("state IN ('running', 'failed')"),
+        ),
     )
 
 

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, aliased
 from models import managers as m
 from models import resync as r
 from models.db import any_of, utcnow
-from models.outbox import Job
+from models.outbox import JOB_FAILED, Job
 from models.user import User
 from tasks import heartbeat  # noqa: F401 (connects the worker heartbeat signal)
 from tasks.licenses import reconcile_org
@@ -136,7 +136,7 @@ def _resend_failed_mail(session: Session, org_id: uuid.UUID, *, dry_run: bool) -
     failed = list(
         session.scalars(
             select(Job.id).where(
-                Job.org_id == org_id, Job.state == "failed", Job.kind.like("mail.%")
+                Job.org_id == org_id, JOB_FAILED, Job.kind.like("mail.%")
             )
         )
     )

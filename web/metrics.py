@@ -46,8 +46,10 @@ LATENCY = Histogram(
 )
 
 _QUERIES = {
-    "jobs": "SELECT kind, state, count(*) FROM jobs "
-    "WHERE state IN ('pending', 'running', 'failed') GROUP BY kind, state",
+    # Two partial indexes, one per branch: done jobs are never read (migration 0012).
+    "jobs": "SELECT kind, state, count(*) FROM jobs WHERE state = 'pending' GROUP BY kind, state "
+    "UNION ALL SELECT kind, state, count(*) FROM jobs WHERE state IN ('running', 'failed') "
+    "GROUP BY kind, state",
     "oldest": "SELECT coalesce(extract(epoch FROM now() - min(created)), 0) FROM jobs "
     "WHERE state = 'pending'",
     # No statement reads every user (a million users took 140-280 ms by license state and

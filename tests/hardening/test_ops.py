@@ -103,9 +103,9 @@ def test_metrics_count_requests_by_route_status_and_org(client, app):
     assert any(s["state"] == "pending" for s, _ in _samples(text, "workteam_jobs"))
 
 
-def test_metrics_user_gauges_agree_with_counting_every_user(client, app):
-    """The gauges read the tally and partial indexes, not every user: they must still say
-    what a GROUP BY over every user says (all organizations of the test database)."""
+def test_metrics_database_gauges_agree_with_counting_every_row(client, app):
+    """The gauges read the tally and partial indexes, not every user or job: they must still
+    say what a GROUP BY over every row says (all organizations of the test database)."""
     from sqlalchemy import text
 
     from models import licensing
@@ -125,6 +125,10 @@ def test_metrics_user_gauges_agree_with_counting_every_user(client, app):
                         {"id": ids[0]})
         session.execute(text("UPDATE users SET manager_state = 'pending' WHERE id = :id"),
                         {"id": ids[1]})
+        session.execute(text(  # two of its jobs
+            "UPDATE jobs SET state = CASE WHEN id = j.first THEN 'failed' ELSE 'running' END "
+            "FROM (SELECT min(id) AS first, max(id) AS last FROM jobs WHERE org_id = :org) j "
+            "WHERE jobs.id IN (j.first, j.last)"), {"org": scim.org.id})
         session.commit()
     counts = DatabaseCollector(engine, 0)._counts()
     with engine.connect() as conn:
@@ -132,6 +136,11 @@ def test_metrics_user_gauges_agree_with_counting_every_user(client, app):
             "SELECT license_state, count(*) FROM users GROUP BY license_state")).all())
         by_manager = dict(conn.execute(text(
             "SELECT manager_state, count(*) FROM users GROUP BY manager_state")).all())
+        by_job = {tuple(row[:2]): row[2] for row in conn.execute(text(
+            "SELECT kind, state, count(*) FROM jobs "
+            "WHERE state IN ('pending', 'running', 'failed') GROUP BY kind, state"))}
+    assert {state for _, state in by_job} >= {"failed", "running"}
+    assert {tuple(row[:2]): row[2] for row in counts["jobs"]} == by_job
     assert by_license["unlicensed"] >= 2 and by_manager["invalid"] >= 1
     assert dict(counts["license"]) == {state: by_license.get(state, 0)
                                        for state in ("licensed", "unlicensed", "none")}

@@ -62,18 +62,20 @@ class Prepared:
         numbered = re.sub(r"%\((\w+)\)s", number, statement)
         raw.execute(f"PREPARE {name} AS {numbered}")
 
-    def _args(self, parameters: dict) -> tuple[str, list]:
-        return ", ".join(["%s"] * len(self.names)), [parameters[n] for n in self.names]
+    def _execute(self, parameters: dict) -> tuple[str, list]:
+        """``EXECUTE name(...)`` and its arguments (no parentheses without parameters)."""
+        args = [parameters[n] for n in self.names]
+        placeholders = f"({', '.join(['%s'] * len(args))})" if args else ""
+        return f"EXECUTE {self.name}{placeholders}", args
 
     def run(self, parameters: dict) -> None:
-        placeholders, args = self._args(parameters)
-        psycopg.ClientCursor(self.raw).execute(f"EXECUTE {self.name}({placeholders})", args)
+        psycopg.ClientCursor(self.raw).execute(*self._execute(parameters))
 
     def plan(self, parameters: dict, *, analyze: bool = False) -> dict:
-        placeholders, args = self._args(parameters)
+        execute, args = self._execute(parameters)
         options = "ANALYZE, BUFFERS, FORMAT JSON" if analyze else "FORMAT JSON"
         cursor = psycopg.ClientCursor(self.raw)
-        cursor.execute(f"EXPLAIN ({options}) EXECUTE {self.name}({placeholders})", args)
+        cursor.execute(f"EXPLAIN ({options}) {execute}", args)
         return cursor.fetchone()[0][0]["Plan"]
 
     def close(self) -> None:

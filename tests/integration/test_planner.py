@@ -293,3 +293,39 @@ def test_an_active_eq_false_filter_reads_the_inactive_users_only(app, session):
         plan = prepared.plan(parameters, analyze=True)
         prepared.close()
         assert blocks(plan) < 50, plan
+
+
+def test_failed_and_running_jobs_are_read_without_the_done_ones(app):
+    """Done jobs stay (their dedup keys), so the jobs table grows with the users written. The
+    admin tab's failed jobs, a re-sync's failed mails and the /metrics job gauges read the
+    partial indexes of pending, running and failed jobs (migration 0012), not 20,000 done
+    ones: under 50 blocks each (the admin tab's read and the gauges' read 286 before)."""
+    from models.organization import Organization
+    from tasks.resync import _resend_failed_mail
+    from web.admin import actions
+    from web.metrics import _QUERIES
+
+    org = uuid.uuid4()
+    with shadowed(app.config["DATABASE_URL"], "jobs") as conn:
+        conn.execute(text(
+            "INSERT INTO jobs (org_id, kind, dedup_key, subject_id, payload, state, attempts, "
+            "progress_done, progress_total, created, updated) "
+            "SELECT :org, 'mail.send', 'k' || n, NULL, '{}', "
+            "CASE WHEN n % 5000 = 0 THEN 'failed' WHEN n = 7 THEN 'running' ELSE 'done' END, "
+            "1, 0, 0, now(), now() FROM generate_series(1, 20000) n"), {"org": org})
+        conn.execute(text("VACUUM ANALYZE jobs"))
+        with recorded(conn, "jobs") as sent, Session(bind=conn) as db:
+            failed = actions.failed_jobs(db, Organization(id=org))
+            resent = _resend_failed_mail(db, org, dry_run=True)
+        assert len(failed) == 4 and resent == 4
+        counts = conn.execute(text(_QUERIES["jobs"])).all()
+        assert sorted(tuple(row) for row in counts) == [("mail.send", "failed", 4),
+                                                        ("mail.send", "running", 1)]
+        raw = conn.connection.driver_connection
+        for n, (statement, parameters) in enumerate([*sent, (_QUERIES["jobs"], {})]):
+            prepared = Prepared(raw, f"jobs_{n}", statement)
+            for _ in range(6):  # past psycopg's prepare threshold
+                prepared.run(parameters)
+            plan = prepared.plan(parameters, analyze=True)
+            prepared.close()
+            assert blocks(plan) < 50, (statement, plan)

@@ -20,7 +20,7 @@ from models import resync as r
 from models.audit import AuditEvent
 from models.db import any_of
 from models.organization import Organization
-from models.outbox import Job
+from models.outbox import JOB_FAILED, Job
 from models.tokens import current_token, issue_token
 from models.user import User
 from web.admin import config as cfg
@@ -277,7 +277,7 @@ def users_overview(session: Session, org: Organization, *, limit: int = 200) -> 
 def failed_jobs(session: Session, org: Organization, *, limit: int = 200) -> list[dict]:
     jobs = session.scalars(
         select(Job)
-        .where(Job.org_id == org.id, Job.state == "failed")
+        .where(Job.org_id == org.id, JOB_FAILED)
         .order_by(Job.updated.desc())
         .limit(limit)
     ).all()
