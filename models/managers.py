@@ -135,6 +135,7 @@ def lock_users(session: Session, ids: Iterable[uuid.UUID]) -> list[User]:
 # PostgreSQL's generic plan for ``manager_state = $2`` cannot use the partial index (it cannot
 # prove $2 = 'pending'), so it would scan the organization for every user.
 IS_PENDING = text("users.manager_state = 'pending'")
+IS_INVALID = text("users.manager_state = 'invalid'")
 # Pending or invalid: what an admin has to look at (``ix_users_manager_problem``).
 HAS_PROBLEM = text("users.manager_state IN ('pending', 'invalid')")
 

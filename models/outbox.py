@@ -24,7 +24,9 @@ from models.db import Base, utcnow
 JOB_STATES = ("pending", "running", "done", "failed", "cancelled")
 # A literal, so that prepared (generic) plans can use the partial index ix_jobs_pending.
 JOB_PENDING = text("jobs.state = 'pending'")
-JOB_FAILED = text("jobs.state = 'failed'")  # likewise, for ix_jobs_running_or_failed
+# Likewise, for ix_jobs_running_or_failed.
+JOB_RUNNING = text("jobs.state = 'running'")
+JOB_FAILED = text("jobs.state = 'failed'")
 
 
 class Job(Base):

@@ -127,7 +127,8 @@ def sweep_pending(limit: int = SWEEP_BATCH) -> int:
             .where(
                 or_(
                     m.IS_PENDING,
-                    (User.manager_state == "invalid") & (User.manager_reason == m.CYCLE),
+                    # A literal state, which ix_users_manager_problem serves.
+                    m.IS_INVALID & (User.manager_reason == m.CYCLE),
                 )
             )
             .order_by(User.org_id, User.last_modified)

@@ -24,13 +24,13 @@ from typing import Any
 from celery import shared_task
 from celery.signals import worker_ready
 from flask import current_app
-from sqlalchemy import Text, and_, cast, func, or_, select, update
+from sqlalchemy import Text, and_, cast, func, or_, select, union_all, update
 from sqlalchemy.orm import Session, aliased
 
 from models import managers as m
 from models import resync as r
 from models.db import any_of, utcnow
-from models.outbox import JOB_FAILED, Job
+from models.outbox import JOB_FAILED, JOB_PENDING, JOB_RUNNING, Job
 from models.user import User
 from tasks import heartbeat  # noqa: F401 (connects the worker heartbeat signal)
 from tasks.licenses import reconcile_org
@@ -86,11 +86,13 @@ def sweep() -> list[int]:
     if scheduled, from beat."""
     now = utcnow()
     with _session() as session:
-        rows = session.execute(
-            select(Job.id, Job.state, Job.created, Job.updated).where(
-                Job.kind == r.KIND, Job.state.in_(r.LIVE_STATES)
-            )
-        ).all()
+        # One branch per partial index (pending, running): never the done jobs, which are
+        # kept and grow with the users written (290 ms every minute at 2,000,000 jobs).
+        live = [
+            select(Job.id, Job.state, Job.created, Job.updated).where(Job.kind == r.KIND, state)
+            for state in (JOB_PENDING, JOB_RUNNING)
+        ]
+        rows = session.execute(union_all(*live)).all()
     limit = stale_after()
     ids = []
     for row in rows:
