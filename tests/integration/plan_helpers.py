@@ -80,3 +80,17 @@ class Prepared:
 
     def close(self) -> None:
         self.raw.execute(f"DEALLOCATE {self.name}")
+
+
+def analyzed_plans(raw: psycopg.Connection, sent: list[tuple[str, dict]], prefix: str, *,
+                   runs: int = 6) -> Iterator[tuple[str, dict]]:
+    """(statement, plan) for each statement of ``sent``: prepared, run ``runs`` times (past
+    psycopg's prepare threshold and PostgreSQL's five custom plans, so the plan is the one a
+    pool connection keeps), then run under EXPLAIN ANALYZE."""
+    for n, (statement, parameters) in enumerate(sent):
+        prepared = Prepared(raw, f"{prefix}_{n}", statement)
+        for _ in range(runs):
+            prepared.run(parameters)
+        plan = prepared.plan(parameters, analyze=True)
+        prepared.close()
+        yield statement, plan

@@ -18,7 +18,7 @@ from sqlalchemy.pool import NullPool
 from models import planner
 from tests.conftest import ScimClient, make_org
 from tests.fixtures_worker import wait_until
-from tests.integration.plan_helpers import Prepared, recorded, shadowed
+from tests.integration.plan_helpers import Prepared, analyzed_plans, recorded, shadowed
 
 INSERT = text(
     "INSERT INTO users (id, org_id, user_name, active, attrs, created, last_modified, version, "
@@ -228,12 +228,8 @@ def test_an_email_filter_reads_the_email_index_first(app, session):
     with recorded(session, "users") as sent, Session(bind=session) as db:
         page = store.search(db, User, org, where, limit=10)
     assert [row.user_name for row in page.rows] == ["u19000"]
-    raw = session.connection.driver_connection
-    for n, (statement, parameters) in enumerate(sent):
-        prepared = Prepared(raw, f"email_{n}", statement)
-        plan = prepared.plan(parameters, analyze=True)
-        prepared.close()
-        assert blocks(plan) < 50, plan  # the index's few pages, not the organization's users
+    for statement, plan in analyzed_plans(session.connection.driver_connection, sent, "email"):
+        assert blocks(plan) < 50, (statement, plan)  # the index's pages, not the users
 
 
 def test_the_users_tab_reads_only_the_users_it_counts(app, session):
@@ -256,13 +252,7 @@ def test_the_users_tab_reads_only_the_users_it_counts(app, session):
     assert overview["managers"]["count"] == 40
     assert [row["state"] for row in overview["managers"]["rows"]] == ["pending"] * 20 + [
         "invalid"] * 20
-    raw = session.connection.driver_connection
-    for n, (statement, parameters) in enumerate(sent):
-        prepared = Prepared(raw, f"tab_{n}", statement)
-        for _ in range(6):  # past psycopg's prepare threshold: the plan a pool connection keeps
-            prepared.run(parameters)
-        plan = prepared.plan(parameters, analyze=True)
-        prepared.close()
+    for statement, plan in analyzed_plans(session.connection.driver_connection, sent, "tab"):
         assert blocks(plan) < 50, (statement, plan)
 
 
@@ -287,12 +277,8 @@ def test_an_active_eq_false_filter_reads_the_inactive_users_only(app, session):
         page = store.search(db, User, org, where, limit=10)
     assert sorted(row.user_name for row in page.rows) == ["u19007@example.com", "u7@example.com"]
     assert page.total == 2
-    raw = session.connection.driver_connection
-    for n, (statement, parameters) in enumerate(sent):
-        prepared = Prepared(raw, f"inactive_{n}", statement)
-        plan = prepared.plan(parameters, analyze=True)
-        prepared.close()
-        assert blocks(plan) < 50, plan
+    for statement, plan in analyzed_plans(session.connection.driver_connection, sent, "off"):
+        assert blocks(plan) < 50, (statement, plan)
 
 
 def test_failed_and_running_jobs_are_read_without_the_done_ones(app):
@@ -322,10 +308,5 @@ def test_failed_and_running_jobs_are_read_without_the_done_ones(app):
         assert sorted(tuple(row) for row in counts) == [("mail.send", "failed", 4),
                                                         ("mail.send", "running", 1)]
         raw = conn.connection.driver_connection
-        for n, (statement, parameters) in enumerate([*sent, (_QUERIES["jobs"], {})]):
-            prepared = Prepared(raw, f"jobs_{n}", statement)
-            for _ in range(6):  # past psycopg's prepare threshold
-                prepared.run(parameters)
-            plan = prepared.plan(parameters, analyze=True)
-            prepared.close()
+        for statement, plan in analyzed_plans(raw, [*sent, (_QUERIES["jobs"], {})], "jobs"):
             assert blocks(plan) < 50, (statement, plan)
