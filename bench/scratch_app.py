@@ -15,9 +15,15 @@ from flask import Flask
 BASE = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
+# The apps ``app_on`` made: closed before their database is dropped.
+_APPS: list[Flask] = []
+
+
 @contextmanager
 def own_database(name: str) -> Iterator[str]:
-    """Create ``name`` afresh, migrate it, yield its URL; drop it afterwards."""
+    """Create ``name`` afresh, migrate it, yield its URL; drop it afterwards, once the apps
+    made on it have written their buffered audit rows (else the writer's flush at exit finds
+    the database gone and logs the rows as lost)."""
     from models import migrate
 
     url = BASE.rsplit("/", 1)[0] + "/" + name
@@ -28,6 +34,10 @@ def own_database(name: str) -> Iterator[str]:
         migrate.upgrade(url)
         yield url
     finally:
+        while _APPS:
+            app = _APPS.pop()
+            app.extensions["audit"].flush()
+            app.extensions["db.engine"].dispose()
         with psycopg.connect(BASE, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -58,7 +68,9 @@ def app_on(url: str, redis_url: str, **settings: str) -> Flask:
     """Our app on ``url``; ``settings`` adds environment settings (WORKTEAM_...)."""
     from web import create_app
 
-    return create_app({"ENV_OVERRIDES": {
+    app = create_app({"ENV_OVERRIDES": {
         "DATABASE_URL": url, "REDIS_URL": redis_url, "SECRET_KEY": "bench",
         "PUBLIC_URL": "http://127.0.0.1:5000", "SMTP_URL": "smtp://127.0.0.1:1", **settings,
     }})
+    _APPS.append(app)
+    return app
