@@ -27,6 +27,7 @@ from flask import current_app
 from sqlalchemy import Text, and_, cast, func, or_, select, union_all, update
 from sqlalchemy.orm import Session, aliased
 
+from models import licensing
 from models import managers as m
 from models import resync as r
 from models.db import any_of, utcnow
@@ -349,15 +350,9 @@ class Run:
         done = self.job.progress_total - 3
         if self.phase == "licenses":
             written = reconcile_org(self.session, self.org_id)
-            counts = dict(
-                self.session.execute(
-                    select(User.license_state, func.count())
-                    .where(User.org_id == self.org_id)
-                    .group_by(User.license_state)
-                ).all()
-            )
-            self.summary["licensed"] = counts.get("licensed", 0)
-            self.summary["unlicensed"] = counts.get("unlicensed", 0)
+            # The tally and the waiting users' index, not a count of every user by state.
+            self.summary["licensed"] = licensing.licensed_count(self.session, self.org_id)
+            self.summary["unlicensed"] = licensing.waiting_count(self.session, self.org_id)
             if self.dry_run:
                 self.session.rollback()
                 written = []

@@ -122,6 +122,8 @@ def test_resync_repairs_managers_and_licenses(admin_app):  # type: ignore[no-unt
         assert session.scalar(select(User.manager_state).where(User.id == ids[3])) == "pending"
     dry = _job(app, job_id)
     assert dry.result["summary"]["managers_changed"] == 7  # users 3..9
+    # What the license check would do, counted inside its rolled-back transaction.
+    assert (dry.result["summary"]["licensed"], dry.result["summary"]["unlicensed"]) == (3, 7)
     job_id = _start(app, org.id, dry_run=False)
     _run(app, job_id)
     job = _job(app, job_id)
@@ -132,7 +134,7 @@ def test_resync_repairs_managers_and_licenses(admin_app):  # type: ignore[no-unt
     assert rows[ids[9]].manager_id == ids[3]
     states = sorted(u.license_state for u in rows.values())
     assert states.count("licensed") == 3 and states.count("unlicensed") == 7
-    assert job.result["summary"]["licensed"] == 3
+    assert (job.result["summary"]["licensed"], job.result["summary"]["unlicensed"]) == (3, 7)
 
 
 def test_resync_with_export_dry_run_then_apply(admin_app):  # type: ignore[no-untyped-def]
