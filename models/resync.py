@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, func, or_, select, update
+from sqlalchemy import DateTime, ForeignKey, Integer, String, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -309,12 +309,6 @@ def cancel(session: Session, job: Job) -> bool:
         .returning(Job.id)
     )
     return done is not None
-
-
-def count_users(session: Session, org_id: uuid.UUID) -> int:
-    from models.user import User
-
-    return session.scalar(select(func.count()).select_from(User).where(User.org_id == org_id)) or 0
 
 
 def job_json(job: Job) -> dict:

@@ -32,6 +32,7 @@ from models import managers as m
 from models import resync as r
 from models.db import any_of, utcnow
 from models.outbox import JOB_FAILED, JOB_PENDING, JOB_RUNNING, Job
+from models.store import user_tally
 from models.user import User
 from tasks import heartbeat  # noqa: F401 (connects the worker heartbeat signal)
 from tasks.licenses import reconcile_org
@@ -400,7 +401,7 @@ def run_job(job_id: int, task: Any = None) -> dict:
             log.info("re-sync job %s is not claimable (finished or held by a live run)", job_id)
             return {"job_id": job_id, "state": "skipped"}
         if not job.progress_total:
-            job.progress_total = r.count_users(session, job.org_id) + 3
+            job.progress_total = user_tally(session, job.org_id).users + 3
         session.commit()
         log.info("re-sync job %s started (attempt %s, org %s)", job_id, job.attempts, job.org_id)
         try:
