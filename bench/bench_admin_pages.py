@@ -133,7 +133,6 @@ def run(url: str, users: int, events: int, jobs: int, runs: int) -> None:
         print(json.dumps({"scrape": "/metrics database gauges", "runs": runs,
                           "median_ms": round(statistics.median(times), 1),
                           "statements_ms": statements}))
-    engine.dispose()
 
 
 if __name__ == "__main__":

@@ -81,7 +81,6 @@ def run(url: str, expired: int, recent: int) -> None:
         "batch_p50_ms": round(batches[len(batches) // 2] * 1000, 1),
         "batch_max_ms": round(batches[-1] * 1000, 1),
     }))
-    app.extensions["db.engine"].dispose()
 
 
 if __name__ == "__main__":

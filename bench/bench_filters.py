@@ -74,7 +74,6 @@ def run(url: str, n: int, runs: int) -> None:
         results[name] = {"ms": round(statistics.median(times), 1),
                          "total": response.get_json()["totalResults"]}
     print(json.dumps({"users": n, "runs": runs, "filters": results}))
-    app.extensions["db.engine"].dispose()
 
 
 if __name__ == "__main__":

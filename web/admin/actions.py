@@ -217,8 +217,8 @@ def users_overview(session: Session, org: Organization, *, limit: int = 200) -> 
     """Manager references that are pending or invalid, seats used, unlicensed users, failed
     follow-up jobs."""
     # Every count here reads the few users it counts (partial indexes, the tally), never the
-    # whole organization: each such read took 340-500 ms at 500,000 users
-    # (bench/bench_admin_pages.py).
+    # whole organization: each such read took 340-500 ms at 500,000 users with realistic
+    # attributes (bench/README.md, "The admin tabs at scale").
     problems = session.execute(
         select(User.id, User.user_name, User.manager_value, User.manager_state, User.manager_reason)
         .where(User.org_id == org.id, managers.HAS_PROBLEM)
