@@ -7,6 +7,7 @@ import uuid
 
 from sqlalchemy import (
     BigInteger,
+    ColumnElement,
     DateTime,
     ForeignKey,
     Identity,
@@ -14,10 +15,13 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    and_,
+    delete,
+    select,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models.db import Base, utcnow
 
@@ -81,3 +85,50 @@ class SentMail(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# ------------------------------------------------------------------------------- retention
+# Done jobs and mail records are the ledger that makes follow-ups exactly-once, but only for
+# as long as a duplicate can come: a retried request, a redelivered message (minutes, hours).
+# Past the retention (tasks/outbox.py ``prune``) they go, except what is still needed later:
+# jobs not finished (pending, running, failed: an admin retries those), re-syncs (the admin's
+# history), mail records still pending, and welcome records, whose event key is what makes a
+# welcome once per user, ever (a user licensed again after its welcome job went gets a new
+# job, which finds the record sent and sends nothing).
+
+
+def prunable_jobs(cutoff: dt.datetime) -> ColumnElement[bool]:
+    return and_(Job.state.in_(("done", "cancelled")), Job.kind != "resync",
+                Job.updated < cutoff)
+
+
+def prunable_mail(cutoff: dt.datetime) -> ColumnElement[bool]:
+    return and_(SentMail.state != "pending", SentMail.template != "welcome",
+                SentMail.created < cutoff)
+
+
+def prune_from(
+    session: Session, model: type[Job] | type[SentMail], start: int | None,
+    cutoff: dt.datetime, *, batch: int = 10_000,
+) -> tuple[int, int | None]:
+    """Delete the prunable rows of ``model`` (``Job`` or ``SentMail``) among the ``batch``
+    ids from ``start`` (None: the lowest); return how many went and where the next call
+    starts (None: done). Rows are appended in time order, so the walk goes up the primary key
+    from the oldest row and stops at the first row created after ``cutoff``, never scanning
+    the table for old rows; the kept rows it steps over are few (see above)."""
+    if start is None:
+        start = session.scalar(select(model.id).order_by(model.id).limit(1))
+        if start is None:
+            return 0, None
+    prunable = prunable_jobs(cutoff) if model is Job else prunable_mail(cutoff)
+    result = session.execute(
+        delete(model).where(model.id >= start, model.id < start + batch, prunable)
+    )
+    following = session.execute(
+        select(model.id, model.created)
+        .where(model.id >= start + batch)
+        .order_by(model.id)
+        .limit(1)
+    ).first()
+    done = following is None or following.created >= cutoff
+    return int(result.rowcount), None if done else following.id  # type: ignore[attr-defined]

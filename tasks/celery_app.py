@@ -37,6 +37,7 @@ with flask_app.app_context():
             "WORKTEAM_MANAGER_SWEEP_SECONDS",
             "WORKTEAM_LICENSE_SWEEP_SECONDS",
             "WORKTEAM_AUDIT_PRUNE_SECONDS",
+            "WORKTEAM_OUTBOX_PRUNE_SECONDS",
         )
     }
 
@@ -66,6 +67,12 @@ celery_app.conf.beat_schedule = {
     "audit-prune": {
         "task": "tasks.audit.prune",
         "schedule": _every["WORKTEAM_AUDIT_PRUNE_SECONDS"],
+        "options": {"queue": _queue},
+    },
+    # Delete finished jobs and mail records past WORKTEAM_OUTBOX_RETENTION_DAYS (tasks/outbox.py).
+    "outbox-prune": {
+        "task": "tasks.outbox.prune",
+        "schedule": _every["WORKTEAM_OUTBOX_PRUNE_SECONDS"],
         "options": {"queue": _queue},
     },
 }

@@ -37,7 +37,7 @@ from models.jobs import (
     claim_coalesced,
     detach,
 )
-from models.outbox import JOB_PENDING, Job
+from models.outbox import JOB_PENDING, Job, SentMail, prune_from
 from tasks import db, settings
 
 log = logging.getLogger("workteam.outbox")
@@ -348,3 +348,35 @@ def republish_due(limit: int = 500, after: float | None = None) -> int:
 @shared_task(name="tasks.outbox.sweep", ignore_result=True)
 def sweep() -> int:
     return republish_due()
+
+
+# ------------------------------------------------------------------------------- retention
+
+PRUNE_RUN_SECONDS = 60  # one run stops after this; the next continues where it stopped
+
+
+@shared_task(name="tasks.outbox.prune", ignore_result=True)
+def prune() -> int:
+    """Delete finished jobs and sent-mail records older than WORKTEAM_OUTBOX_RETENTION_DAYS
+    (0 keeps them; what stays regardless: models/outbox.py), oldest first, each batch in a
+    transaction of its own. Without it the two tables grow by about a row per user written,
+    for ever. Returns how many rows went."""
+    days = settings.get_float("WORKTEAM_OUTBOX_RETENTION_DAYS")
+    if days <= 0:
+        return 0
+    cutoff = utcnow() - dt.timedelta(days=days)
+    deadline = time.monotonic() + PRUNE_RUN_SECONDS
+    total = 0
+    for model in (Job, SentMail):
+        start: int | None = None
+        while time.monotonic() < deadline:
+            with db.session() as session:
+                deleted, start = prune_from(session, model, start, cutoff)
+                session.commit()
+            total += deleted
+            if start is None:
+                break
+    if total:
+        log.info("deleted %d finished job(s) and mail record(s) older than %s", total,
+                 cutoff.isoformat())
+    return total

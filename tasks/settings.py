@@ -31,6 +31,10 @@ DEFAULTS: dict[str, str] = {
     "WORKTEAM_SMTP_TIMEOUT": "10",
     # Beat deletes expired audit rows this often (their age: web/config.py, tasks/audit.py).
     "WORKTEAM_AUDIT_PRUNE_SECONDS": "3600",
+    # Beat deletes finished jobs and sent-mail records older than this many days (0: never),
+    # this often (tasks/outbox.py ``prune``; what it keeps: models/outbox.py).
+    "WORKTEAM_OUTBOX_RETENTION_DAYS": "30",
+    "WORKTEAM_OUTBOX_PRUNE_SECONDS": "3600",
 }
 
 
