@@ -351,7 +351,7 @@ class Run:
         done = self.job.progress_total - 3
         if self.phase == "licenses":
             written = reconcile_org(self.session, self.org_id)
-            # The tally and the waiting users' index, not a count of every user by state.
+            # The tally, not a count of every user by state.
             self.summary["licensed"] = licensing.licensed_count(self.session, self.org_id)
             self.summary["unlicensed"] = licensing.waiting_count(self.session, self.org_id)
             if self.dry_run:

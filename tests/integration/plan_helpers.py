@@ -16,15 +16,18 @@ from models.db import sqlalchemy_url
 
 
 @contextmanager
-def shadowed(database_url: str, table: str) -> Iterator[Connection]:
-    """A connection of its own (no pool: its temporary table must not outlive it) in which a
-    temporary ``table``, with the real one's indexes, no triggers and no statistics, shadows
-    the real one: rows added there touch no other test's, nor the shared table's statistics."""
+def shadowed(database_url: str, *tables: str) -> Iterator[Connection]:
+    """A connection of its own (no pool: its temporary tables must not outlive it) in which a
+    temporary table for each of ``tables``, with the real one's indexes, no triggers and no
+    statistics, shadows the real one: rows added there touch no other test's, nor the shared
+    table's statistics (shadow ``user_tallies`` too where the code under test appends to it)."""
     engine = create_engine(sqlalchemy_url(database_url), poolclass=NullPool)
     try:
         with engine.connect() as conn:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            conn.execute(text(f"CREATE TEMP TABLE {table} (LIKE public.{table} INCLUDING ALL)"))
+            for table in tables:
+                conn.execute(
+                    text(f"CREATE TEMP TABLE {table} (LIKE public.{table} INCLUDING ALL)"))
             yield conn
     finally:
         engine.dispose()

@@ -22,8 +22,9 @@ USERS = 20_000
 @pytest.fixture
 def session(app) -> Iterator[Connection]:
     """A temporary ``users`` shadows the real one: 20,000 users analyzed without touching the
-    shared table."""
-    with shadowed(app.config["DATABASE_URL"], "users") as conn:
+    shared table; and a temporary tally, which the check appends its changes to (each
+    statement commits here)."""
+    with shadowed(app.config["DATABASE_URL"], "users", "user_tallies") as conn:
         yield conn
 
 

@@ -1,6 +1,6 @@
-"""The licensed count a license check reads from the tally of users (migration 0010) equals
-COUNT(*) of licensed users after any mix of creates, (de)activations, deletes, seat changes and
-checks; and the migration counts the licensed users already there."""
+"""The licensed and waiting counts read from the tally of users (migrations 0010, 0013) equal
+COUNT(*) of licensed and of unlicensed users after any mix of creates, (de)activations,
+deletes, seat changes and checks; and the migrations count the users already there."""
 
 from __future__ import annotations
 
@@ -16,10 +16,13 @@ from tests.conftest import ScimClient, insert_org, make_org, scratch_database
 from tests.integration.worker_helpers import license_counts, person, set_active
 
 
-def _tallied_and_counted(app, org_id: uuid.UUID) -> tuple[int, int]:
+def _tallied_and_counted(app, org_id: uuid.UUID) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(licensed, waiting) from the tally, and counted."""
     with app.extensions["db.sessions"]() as session:
-        tallied = licensing.licensed_count(session, org_id)
-    return tallied, license_counts(app, org_id).get("licensed", 0)
+        tallied = (licensing.licensed_count(session, org_id),
+                   licensing.waiting_count(session, org_id))
+    counts = license_counts(app, org_id)
+    return tallied, (counts.get("licensed", 0), counts.get("unlicensed", 0))
 
 
 def _users(app, org_id: uuid.UUID) -> list[User]:
@@ -41,14 +44,15 @@ def test_the_tally_follows_checks_deletes_and_seat_changes(app):
     org_id = scim.org.id
     users = [person(scim, f"t{i}")["id"] for i in range(8)]
     assert _check(app, org_id).in_use == 5
-    assert _tallied_and_counted(app, org_id) == (5, 5)
+    assert _tallied_and_counted(app, org_id) == ((5, 3), (5, 3))
 
     # Deleting a licensed user frees its seat in the tally at once (the delete trigger).
     licensed = [u.id for u in _users(app, org_id) if u.license_state == "licensed"]
     assert scim.delete(f"/Users/{licensed[0]}").status_code == 204
     users.remove(str(licensed[0]))
-    assert _tallied_and_counted(app, org_id) == (4, 4)
+    assert _tallied_and_counted(app, org_id) == ((4, 3), (4, 3))
     assert _check(app, org_id).in_use == 5  # the next waiting user gets it
+    assert _tallied_and_counted(app, org_id) == ((5, 2), (5, 2))
 
     # Random steps, the tally compared with a count after each (a seeded, repeatable mix).
     rng = random.Random(10)
@@ -72,7 +76,7 @@ def test_the_tally_follows_checks_deletes_and_seat_changes(app):
     assert result.in_use == license_counts(app, org_id).get("licensed", 0) <= 3
 
 
-def test_the_migration_counts_licensed_users_and_goes_back():
+def test_the_migrations_count_the_users_there_and_go_back():
     """Its own database: TRUNCATE would take every other test's users."""
     insert = (
         "INSERT INTO users (id, org_id, user_name, attrs, emails_lower, active, version,"
@@ -80,6 +84,7 @@ def test_the_migration_counts_licensed_users_and_goes_back():
         " %s || i, '{}'::jsonb, '{}', true, 1, now(), now(), 'none', %s"
         " FROM generate_series(1, %s) i")
     licensed = "SELECT coalesce(sum(licensed), 0) FROM user_tallies WHERE org_id = %s"
+    waiting = "SELECT coalesce(sum(waiting), 0) FROM user_tallies WHERE org_id = %s"
     with scratch_database("workteam_licensed") as url:
         migrate.upgrade(url, "0009")
         with psycopg.connect(url) as conn:
@@ -90,15 +95,24 @@ def test_the_migration_counts_licensed_users_and_goes_back():
         migrate.upgrade(url)
         with psycopg.connect(url) as conn:
             assert conn.execute(licensed, (org,)).fetchone()[0] == 12
+            assert conn.execute(waiting, (org,)).fetchone()[0] == 5
             conn.execute(insert, (org, "more", "licensed", 3))  # the insert trigger counts
-            conn.execute("DELETE FROM users WHERE user_name IN ('l1', 'l2', 'n1')")
+            conn.execute(insert, (org, "wait", "unlicensed", 4))
+            conn.execute("DELETE FROM users WHERE user_name IN ('l1', 'l2', 'n1', 'w1')")
             assert conn.execute(licensed, (org,)).fetchone()[0] == 13
+            assert conn.execute(waiting, (org,)).fetchone()[0] == 8
             assert conn.execute("SELECT sum(users) FROM user_tallies WHERE org_id = %s",
-                                (org,)).fetchone()[0] == 30 + 3 - 3
+                                (org,)).fetchone()[0] == 30 + 7 - 4
             conn.execute("TRUNCATE users CASCADE")
             assert conn.execute(licensed, (org,)).fetchone()[0] == 0
+            assert conn.execute(waiting, (org,)).fetchone()[0] == 0
+        migrate.downgrade(url, "0012")  # the licensed tally without the waiting column
+        with psycopg.connect(url) as conn:
+            conn.execute(insert, (org, "back", "licensed", 2))
+            conn.execute(insert, (org, "back-w", "unlicensed", 1))
+            assert conn.execute(licensed, (org,)).fetchone()[0] == 2
         migrate.downgrade(url, "0009")
         with psycopg.connect(url) as conn:
             conn.execute(insert, (org, "after", "licensed", 2))
             assert conn.execute("SELECT sum(users) FROM user_tallies WHERE org_id = %s",
-                                (org,)).fetchone()[0] == 2
+                                (org,)).fetchone()[0] == 2 + 3
