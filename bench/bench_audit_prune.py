@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 
-from bench.scratch_app import app_on, new_org, own_database  # noqa: E402
+from bench.scratch_app import app_on, new_org, own_database, timed_calls  # noqa: E402
 
 SEED = (
     "INSERT INTO audit_events (org_id, method, path, status, duration_ms, created) "
@@ -41,7 +41,6 @@ def main() -> None:
 
 
 def run(url: str, expired: int, recent: int) -> None:
-    from models import audit as audit_rows
     from tasks import audit
 
     day = 86_400.0
@@ -51,19 +50,8 @@ def run(url: str, expired: int, recent: int) -> None:
         conn.execute(SEED, (org, day, day / max(recent, 1), recent))  # the last day
         conn.execute("VACUUM ANALYZE audit_events")
     app = app_on(url, "redis://127.0.0.1:6379/13")
-    batches: list[float] = []
-    original = audit_rows.prune
-
-    def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
-        started = time.perf_counter()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            batches.append(time.perf_counter() - started)
-
-    audit.audit.prune = timed  # the task's module reference
     deleted, runs, started = 0, 0, time.perf_counter()
-    with app.app_context():
+    with app.app_context(), timed_calls(audit.audit, "prune") as batches:  # the task's reference
         while True:
             runs += 1
             done = audit.prune()

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 
-from bench.scratch_app import app_on, new_org, own_database  # noqa: E402
+from bench.scratch_app import app_on, new_org, own_database, timed_calls  # noqa: E402
 
 # Row n of a seeding: %(from)s seconds ago, then every %(step)s seconds later.
 JOBS = """
@@ -56,7 +56,6 @@ def main() -> None:
 
 
 def run(url: str, expired: int, recent: int) -> None:
-    from models import outbox as outbox_rows
     from tasks import outbox
 
     day = 86_400.0
@@ -70,19 +69,8 @@ def run(url: str, expired: int, recent: int) -> None:
         conn.execute("VACUUM ANALYZE jobs")
         conn.execute("VACUUM ANALYZE sent_mail")
     app = app_on(url, "redis://127.0.0.1:6379/13")
-    batches: list[float] = []
-    original = outbox_rows.prune_from
-
-    def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
-        started = time.perf_counter()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            batches.append(time.perf_counter() - started)
-
-    outbox.prune_from = timed  # the task's module reference
     deleted, runs, started = 0, 0, time.perf_counter()
-    with app.app_context():
+    with app.app_context(), timed_calls(outbox, "prune_from") as batches:
         while True:
             runs += 1
             done = outbox.prune()

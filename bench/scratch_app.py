@@ -5,6 +5,7 @@ bench_admin_pages.py): the figure is the service's work, not HTTP's."""
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -74,3 +75,24 @@ def app_on(url: str, redis_url: str, **settings: str) -> Flask:
     }})
     _APPS.append(app)
     return app
+
+
+@contextmanager
+def timed_calls(owner: object, name: str) -> Iterator[list[float]]:
+    """Inside the block, ``owner.name`` (a function a task calls through its module) is timed:
+    the seconds of each call are appended to the yielded list (the prune benches' batches)."""
+    original = getattr(owner, name)
+    seconds: list[float] = []
+
+    def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            seconds.append(time.perf_counter() - started)
+
+    setattr(owner, name, timed)
+    try:
+        yield seconds
+    finally:
+        setattr(owner, name, original)
