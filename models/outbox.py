@@ -98,6 +98,7 @@ class SentMail(Base):
 
 
 def prunable_jobs(cutoff: dt.datetime) -> ColumnElement[bool]:
+    # "resync": models.resync.KIND (which imports this module).
     return and_(Job.state.in_(("done", "cancelled")), Job.kind != "resync",
                 Job.updated < cutoff)
 
@@ -115,7 +116,9 @@ def prune_from(
     ids from ``start`` (None: the lowest); return how many went and where the next call
     starts (None: done). Rows are appended in time order, so the walk goes up the primary key
     from the oldest row and stops at the first row created after ``cutoff``, never scanning
-    the table for old rows; the kept rows it steps over are few (see above)."""
+    the table for old rows. It steps over the kept rows each time: few jobs, but a welcome
+    record per user (a run that deletes nothing took 0.48 s with 500,000 of them,
+    bench/bench_outbox_prune.py)."""
     if start is None:
         start = session.scalar(select(model.id).order_by(model.id).limit(1))
         if start is None:

@@ -352,7 +352,9 @@ def sweep() -> int:
 
 # ------------------------------------------------------------------------------- retention
 
-PRUNE_RUN_SECONDS = 60  # one run stops after this; the next continues where it stopped
+# One run stops after this; the next starts again from the oldest row (what this one deleted
+# is gone).
+PRUNE_RUN_SECONDS = 60
 
 
 @shared_task(name="tasks.outbox.prune", ignore_result=True)
