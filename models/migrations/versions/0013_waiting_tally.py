@@ -7,6 +7,11 @@ keeps that number as migration 0010 made it keep the licensed users: its insert 
 triggers count the waiting users among the rows they see, and the license check
 (models/licensing.py), the only writer of license_state, appends what it changed.
 
+The tally function takes one more argument, so during a release a license check run by a
+worker still on the old code fails (its call names the old signature) and rolls back, instead
+of changing waiting users without counting them; the new workers' license sweep (every
+WORKTEAM_LICENSE_SWEEP_SECONDS) checks every paid organization again.
+
 Revision ID: 0013
 Revises: 0012
 """
