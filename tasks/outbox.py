@@ -282,14 +282,14 @@ def _failed(task: Task, job_id: int, exc: Exception) -> None:
                 detach(session, job_id)  # a dead coalesced job takes no more writes
             session.commit()
     except sa_exc.SQLAlchemyError:
-        # The database itself is down: retry on Celery's own count; the sweep is the backstop.
+        # The database itself is down: retry without a limit (web/celery_ext.py: the tasks'
+        # max_retries), with backoff on Celery's own count; the sweep is the backstop.
         delay = backoff(task.request.retries + 1)
         log.warning("job %s: could not record failure; retrying in %.1fs", job_id, delay)
         raise task.retry(
             countdown=delay,
             exc=JobRetry(f"job {job_id}: {type(exc).__name__}"),
             queue=settings.queue_for(task.name),
-            max_retries=None,
         ) from None
     if state == "pending":
         log.warning(
@@ -300,7 +300,6 @@ def _failed(task: Task, job_id: int, exc: Exception) -> None:
             countdown=delay,
             exc=JobRetry(f"job {job_id} attempt {attempts}: {type(exc).__name__}"),
             queue=settings.queue_for(task.name),
-            max_retries=None,
         ) from None
     # A permanent failure is a bug or bad data: keep the traceback in the worker's log.
     log.error(

@@ -10,6 +10,12 @@ from flask import Flask
 
 def celery_init_app(app: Flask) -> Celery:
     class FlaskTask(Task):
+        # A job's attempts are counted on its row (WORKTEAM_TASK_MAX_ATTEMPTS, tasks/outbox.py),
+        # not by Celery: with Celery's default of 3 (which ``retry(max_retries=None)`` keeps),
+        # the 4th transient failure failed the task (an ERROR line, FAILURE in Flower) while
+        # its job was still pending, and only the outbox sweep tried it again, minutes later.
+        max_retries = None
+
         def __call__(self, *args: object, **kwargs: object) -> object:
             with app.app_context():
                 return self.run(*args, **kwargs)

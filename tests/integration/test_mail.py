@@ -112,6 +112,26 @@ def test_smtp_down_then_up_mail_arrives_once(worker_app, smtp_server) -> None:
     assert sent.state == "sent" and sent.recipient == user["userName"]
 
 
+def test_smtp_down_retries_go_on_without_failing_the_task(worker_app, smtp_server,
+                                                          worker) -> None:
+    """The job row counts the attempts (WORKTEAM_TASK_MAX_ATTEMPTS, 12 here). Celery's own
+    retry limit (3 by default; ``retry(max_retries=None)`` means that default, not "no
+    limit") ended the retries after the 4th attempt: the task failed (an ERROR line, FAILURE
+    in Flower) while its job was still pending, and only the outbox sweep tried it again,
+    WORKTEAM_REPUBLISH_AFTER_SECONDS later (30 s here)."""
+    scim = org_scim(worker_app)
+    smtp_server.stop()
+    try:
+        person(scim, "patient")
+        [job] = wait_until(lambda: [j for j in jobs_of(worker_app, scim.org.id, "mail.send")
+                                    if j.attempts >= 6], timeout=25)
+        assert job.state == "pending"
+    finally:
+        smtp_server.start()
+    wait_until(lambda: all_jobs_settled(worker_app, scim.org.id), timeout=30)
+    assert f"raised unexpected: JobRetry('job {job.id} " not in worker.log()
+
+
 def test_welcome_dropped_when_user_deleted_first(worker_app, smtp_server) -> None:
     scim = org_scim(worker_app)
     smtp_server.hold_rcpt.clear()
