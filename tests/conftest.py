@@ -67,6 +67,15 @@ def scratch_database(prefix: str) -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def app_on(url: str, **settings: str) -> Flask:
+    """The app on the database ``url`` (a scratch database), ``settings`` added to the test
+    environment."""
+    from web import create_app
+
+    return create_app({"ENV_OVERRIDES": {**TEST_ENV, "DATABASE_URL": url, **settings},
+                       "TESTING": True})
+
+
 def insert_org(conn: psycopg.Connection, *, plan: str = "paid", seats: int = 10) -> uuid.UUID:
     """An organization inserted with SQL alone, for a database migrated to an older revision
     or without the app; its id."""

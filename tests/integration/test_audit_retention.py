@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from models import migrate
-from tests.conftest import RUN_ID, insert_org, scratch_database
+from tests.conftest import RUN_ID, app_on, insert_org, scratch_database
 from tests.fixtures_worker import wait_until
 
 NOW = dt.datetime.now(dt.UTC)
@@ -40,14 +40,6 @@ def ages(url: str) -> list[int]:
     with psycopg.connect(url) as conn:
         rows = conn.execute("SELECT created FROM audit_events ORDER BY id").fetchall()
     return [round((NOW - created).total_seconds() / 86400) for (created,) in rows]
-
-
-def app_on(url: str, **settings: str):  # type: ignore[no-untyped-def]
-    from tests.conftest import TEST_ENV
-    from web import create_app
-
-    return create_app({"ENV_OVERRIDES": {**TEST_ENV, "DATABASE_URL": url, **settings},
-                       "TESTING": True})
 
 
 def test_prune_deletes_what_is_older_than_the_retention_in_batches(database):

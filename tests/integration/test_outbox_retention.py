@@ -14,9 +14,15 @@ from sqlalchemy import delete
 
 from models import migrate
 from models.outbox import Job, SentMail, prunable_jobs, prunable_mail
-from tests.conftest import RUN_ID, ScimClient, insert_org, make_org, scratch_database
+from tests.conftest import (
+    RUN_ID,
+    ScimClient,
+    app_on,
+    insert_org,
+    make_org,
+    scratch_database,
+)
 from tests.fixtures_worker import wait_until
-from tests.integration.test_audit_retention import app_on
 from tests.integration.worker_helpers import (
     all_jobs_settled,
     jobs_of,
