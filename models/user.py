@@ -69,7 +69,14 @@ class User(Base):
     last_modified: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     __table_args__ = (
-        Index("uq_users_org_user_name", "org_id", func.lower(text("user_name")), unique=True),
+        # text_pattern_ops: the index serves `userName sw` as a range too (migration 0014).
+        Index(
+            "uq_users_org_user_name",
+            "org_id",
+            func.lower(text("user_name")).label("lower_user_name"),
+            unique=True,
+            postgresql_ops={"lower_user_name": "text_pattern_ops"},
+        ),
         # INCLUDE id: an import's OFFSET walk is index-only (migration 0006).
         Index("ix_users_org_seq_id", "org_id", "seq", postgresql_include=["id"]),
         Index("ix_users_org_external_id", "org_id", "external_id"),

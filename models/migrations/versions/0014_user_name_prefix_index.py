@@ -1,0 +1,45 @@
+"""the unique index of user names serves `userName sw` too
+
+A SCIM filter `userName sw "..."` compiles to `lower(user_name) LIKE '...%'`. The unique index
+on (org_id, lower(user_name)) compares by the database's collation, which PostgreSQL can use for
+a LIKE prefix only when the collation is "C", so the filter read every user of the
+organization (250-320 ms at 300,000 users, bench/bench_filters.py). Built with the operator
+class text_pattern_ops instead, the same index serves the prefix as a range; its equality is
+the same byte equality, so `userName eq`, the uniqueness it enforces and ON CONFLICT on it are
+unchanged, and no index is added to the writes.
+
+The new index is built CONCURRENTLY (writes go on while it is built, which takes seconds at a
+million users) under a temporary name, then replaces the old one in a short transaction. An
+index left invalid by an interrupted build is dropped first.
+
+Revision ID: 0014
+Revises: 0013
+"""
+
+from alembic import op
+
+revision = "0014"
+down_revision = "0013"
+branch_labels = None
+depends_on = None
+
+BUILDING = "uq_users_org_user_name_building"
+
+
+def _replace(opclass: str) -> None:
+    with op.get_context().autocommit_block():
+        op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {BUILDING}")
+        op.execute(
+            f"CREATE UNIQUE INDEX CONCURRENTLY {BUILDING} "
+            f"ON users (org_id, lower(user_name){opclass})"
+        )
+    op.execute("DROP INDEX uq_users_org_user_name")
+    op.execute(f"ALTER INDEX {BUILDING} RENAME TO uq_users_org_user_name")
+
+
+def upgrade() -> None:
+    _replace(" text_pattern_ops")
+
+
+def downgrade() -> None:
+    _replace("")

@@ -1,0 +1,45 @@
+"""Migration 0014 rebuilds the unique index of user names with text_pattern_ops: on a database
+with users, it keeps them unique regardless of case, replaces what an interrupted build left,
+and goes back."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from models import migrate
+from tests.conftest import insert_org, scratch_database
+
+INDEX_DEF = "SELECT indexdef FROM pg_indexes WHERE indexname = %s"
+INSERT = (
+    "INSERT INTO users (id, org_id, user_name, attrs, emails_lower, active, version, created,"
+    " last_modified, manager_state, license_state) VALUES (gen_random_uuid(), %s, %s, '{}',"
+    " '{}', true, 1, now(), now(), 'none', 'none')"
+)
+
+
+def test_the_migration_rebuilds_the_index_and_goes_back():
+    with scratch_database("workteam_user_name") as url:
+        migrate.upgrade(url, "0013")
+        with psycopg.connect(url, autocommit=True) as conn:
+            org = insert_org(conn)
+            for name in ("Ann@Example.com", "bob@example.com"):
+                conn.execute(INSERT, (org, name))
+            # What a build interrupted by a release's crash leaves behind.
+            conn.execute("CREATE INDEX uq_users_org_user_name_building ON users (org_id)")
+        migrate.upgrade(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            (definition,) = conn.execute(INDEX_DEF, ("uq_users_org_user_name",)).fetchone()
+            assert "lower(user_name) text_pattern_ops" in definition
+            assert definition.startswith("CREATE UNIQUE INDEX")
+            assert conn.execute(INDEX_DEF, ("uq_users_org_user_name_building",)).fetchone() is None
+            assert conn.execute("SELECT count(*) FROM pg_index WHERE NOT indisvalid").fetchone()[
+                0] == 0
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                conn.execute(INSERT, (org, "ANN@example.COM"))
+        migrate.downgrade(url, "0013")
+        with psycopg.connect(url, autocommit=True) as conn:
+            (definition,) = conn.execute(INDEX_DEF, ("uq_users_org_user_name",)).fetchone()
+            assert definition.endswith("(org_id, lower(user_name))")
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                conn.execute(INSERT, (org, "BOB@example.com"))
