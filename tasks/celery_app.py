@@ -24,6 +24,7 @@ TASK_MODULES = (
     "tasks.groups",
     "tasks.resync",
     "tasks.audit",
+    "tasks.tallies",
 )
 for _name in TASK_MODULES:
     importlib.import_module(_name)
@@ -38,6 +39,7 @@ with flask_app.app_context():
             "WORKTEAM_LICENSE_SWEEP_SECONDS",
             "WORKTEAM_AUDIT_PRUNE_SECONDS",
             "WORKTEAM_OUTBOX_PRUNE_SECONDS",
+            "WORKTEAM_TALLY_VERIFY_SECONDS",
         )
     }
 
@@ -73,6 +75,12 @@ celery_app.conf.beat_schedule = {
     "outbox-prune": {
         "task": "tasks.outbox.prune",
         "schedule": _every["WORKTEAM_OUTBOX_PRUNE_SECONDS"],
+        "options": {"queue": _queue},
+    },
+    # Recount each organization's users and correct a tally that drifted (tasks/tallies.py).
+    "tallies-verify": {
+        "task": "tasks.tallies.verify",
+        "schedule": _every["WORKTEAM_TALLY_VERIFY_SECONDS"],
         "options": {"queue": _queue},
     },
 }

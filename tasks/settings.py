@@ -35,6 +35,9 @@ DEFAULTS: dict[str, str] = {
     # this often (tasks/outbox.py ``prune``; what it keeps: models/outbox.py).
     "WORKTEAM_OUTBOX_RETENTION_DAYS": "30",
     "WORKTEAM_OUTBOX_PRUNE_SECONDS": "3600",
+    # Beat recounts every organization's users this often and corrects the tally of users
+    # where it drifted (tasks/tallies.py).
+    "WORKTEAM_TALLY_VERIFY_SECONDS": "86400",
 }
 
 
