@@ -94,7 +94,20 @@ class SentMail(Base):
 # jobs not finished (pending, running, failed: an admin retries those), re-syncs (the admin's
 # history), mail records still pending, and welcome records, whose event key is what makes a
 # welcome once per user, ever (a user licensed again after its welcome job went gets a new
-# job, which finds the record sent and sends nothing).
+# job, which finds the record sent and sends nothing). A user's welcome record goes with the
+# user instead (``forget_welcome``).
+
+
+def welcome_event(user_id: uuid.UUID | str) -> str:
+    """The event key of a user's welcome mail: one per user, ever."""
+    return f"welcome:{user_id}"
+
+
+def forget_welcome(session: Session, user_id: uuid.UUID) -> None:
+    """Delete the welcome record of a user being deleted: it holds the user's email address,
+    and all it does is stop a second welcome to an id that never comes back (ids are the
+    server's). A welcome being sent that moment holds the record: this waits for it."""
+    session.execute(delete(SentMail).where(SentMail.event_key == welcome_event(user_id)))
 
 
 def prunable_jobs(cutoff: dt.datetime) -> ColumnElement[bool]:

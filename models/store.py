@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from models import followups, jobs, memberships
+from models import followups, jobs, memberships, outbox
 from models.db import driver_rows, jsonb, new_id, pg_array, utcnow
 from models.errors import DuplicateError, NotFoundError, VersionConflict
 from models.user import User
@@ -475,6 +475,7 @@ def set_user_active(
 
 def delete_user(session: Session, user: User, *, paid: bool | None = None) -> list[int]:
     job_ids = followups.user_deleted(session, user, paid=paid)
+    outbox.forget_welcome(session, user.id)
     session.delete(user)
     session.flush()
     return job_ids

@@ -20,7 +20,7 @@ from models import licensing
 from models.db import any_of, utcnow
 from models.jobs import COALESCED_SUFFIX, KIND_LICENSE_CHECK, KIND_MAIL, enqueue_many
 from models.organization import Organization
-from models.outbox import Job
+from models.outbox import Job, welcome_event
 from tasks import db, notifications
 from tasks.outbox import publish, run_job
 
@@ -39,8 +39,8 @@ def reconcile_org(session: Session, org_id: uuid.UUID) -> list[int]:
         KIND_MAIL,
         [
             # One welcome per user, ever: the event key is the dedup key.
-            (f"{KIND_MAIL}:welcome:{user_id}", str(user_id),
-             {"template": "welcome", "event": f"welcome:{user_id}",
+            (f"{KIND_MAIL}:{welcome_event(user_id)}", str(user_id),
+             {"template": "welcome", "event": welcome_event(user_id),
               "recipient_id": str(user_id), "user_id": str(user_id)})
             for user_id in result.licensed
         ],
