@@ -16,7 +16,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, or_, select, update
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    cast,
+    delete,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -145,6 +155,23 @@ def store_export(
     session.add(export)
     session.flush()
     return export
+
+
+def prune_exports(session: Session, cutoff: dt.datetime) -> int:
+    """Delete the exports uploaded before ``cutoff`` (no commit) but one a live re-sync still
+    reads; how many went. They hold the user names of a whole directory; a dry run older
+    than the retention can no longer be applied (upload the export again)."""
+    live = (
+        select(Job.id)
+        .where(Job.org_id == ResyncExport.org_id, Job.kind == KIND,
+               Job.state.in_(LIVE_STATES),
+               Job.payload["export_id"].astext == cast(ResyncExport.id, String))
+        .exists()
+    )
+    result = session.execute(
+        delete(ResyncExport).where(ResyncExport.created < cutoff, ~live)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 # --- differences -------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from models.jobs import (
     detach,
 )
 from models.outbox import JOB_PENDING, Job, SentMail, prune_from
+from models.resync import prune_exports
 from tasks import db, settings
 
 log = logging.getLogger("workteam.outbox")
@@ -360,8 +361,9 @@ PRUNE_RUN_SECONDS = 60
 def prune() -> int:
     """Delete finished jobs and sent-mail records older than WORKTEAM_OUTBOX_RETENTION_DAYS
     (0 keeps them; what stays regardless: models/outbox.py), oldest first, each batch in a
-    transaction of its own. Without it the two tables grow by about a row per user written,
-    for ever. Returns how many rows went."""
+    transaction of its own, then the re-sync exports uploaded before then (models/resync.py).
+    Without it the two tables grow by about a row per user written, for ever, and every
+    export (a directory's user names) stays. Returns how many rows went."""
     days = settings.get_float("WORKTEAM_OUTBOX_RETENTION_DAYS")
     if days <= 0:
         return 0
@@ -377,7 +379,10 @@ def prune() -> int:
             total += deleted
             if start is None:
                 break
+    with db.session() as session:
+        total += prune_exports(session, cutoff)
+        session.commit()
     if total:
-        log.info("deleted %d finished job(s) and mail record(s) older than %s", total,
+        log.info("deleted %d finished job(s), mail record(s) and export(s) older than %s", total,
                  cutoff.isoformat())
     return total

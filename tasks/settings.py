@@ -31,8 +31,8 @@ DEFAULTS: dict[str, str] = {
     "WORKTEAM_SMTP_TIMEOUT": "10",
     # Beat deletes expired audit rows this often (their age: web/config.py, tasks/audit.py).
     "WORKTEAM_AUDIT_PRUNE_SECONDS": "3600",
-    # Beat deletes finished jobs and sent-mail records older than this many days (0: never),
-    # this often (tasks/outbox.py ``prune``; what it keeps: models/outbox.py).
+    # Beat deletes finished jobs, sent-mail records and re-sync exports older than this many
+    # days (0: never), this often (tasks/outbox.py ``prune``; what it keeps: models/outbox.py).
     "WORKTEAM_OUTBOX_RETENTION_DAYS": "30",
     "WORKTEAM_OUTBOX_PRUNE_SECONDS": "3600",
     # Beat recounts every organization's users this often and corrects the tally of users

@@ -1,11 +1,13 @@
 """Outbox retention: finished jobs and sent-mail records older than
 WORKTEAM_OUTBOX_RETENTION_DAYS are deleted (tasks/outbox.py ``prune``), except what is still
 needed (models/outbox.py): unfinished jobs, re-syncs, pending mail records and welcome records;
-and a user licensed again after its welcome job went gets no second welcome."""
+a user licensed again after its welcome job went gets no second welcome; and re-sync exports go
+too, unless a live re-sync reads one."""
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Iterator
 
 import psycopg
@@ -177,3 +179,44 @@ def test_no_second_welcome_after_the_welcome_job_was_pruned(worker_app, smtp_ser
                         if j.payload["template"] == "welcome" and j.state == "done"])
     wait_until(lambda: all_jobs_settled(worker_app, scim.org.id))
     assert len(smtp_server.to(user["userName"])) == 1
+
+
+def test_exports_go_with_the_retention_unless_a_live_resync_reads_one(database) -> None:
+    """A re-sync export holds a directory's user names: past the retention it goes, unless a
+    re-sync still pending or running reads it; a dry run whose export went cannot be applied
+    and says so."""
+    from models.organization import Organization
+    from tasks import outbox
+    from web.admin import actions
+
+    def export(conn: psycopg.Connection, org: uuid.UUID, age: int) -> uuid.UUID:
+        return conn.execute(
+            "INSERT INTO resync_exports (id, org_id, filename, row_count, entries, created) "
+            "VALUES (gen_random_uuid(), %s, 'okta.csv', 1, "
+            "'[[\"ann@example.com\", null, true]]', %s) RETURNING id",
+            (org, NOW - dt.timedelta(days=age))).fetchone()[0]
+
+    def resync(conn: psycopg.Connection, org: uuid.UUID, state: str, export_id: uuid.UUID,
+               n: int) -> None:
+        conn.execute(
+            "INSERT INTO jobs (org_id, kind, dedup_key, payload, state, attempts, "
+            "progress_done, progress_total, created, updated) VALUES (%s, 'resync', %s, "
+            "jsonb_build_object('export_id', %s::text, 'dry_run', true), %s, 1, 0, 0, %s, %s)",
+            (org, f"resync:{n}", str(export_id), state, NOW, NOW))
+
+    with psycopg.connect(database, autocommit=True) as conn:
+        org = insert_org(conn)
+        old, read, recent = export(conn, org, 40), export(conn, org, 45), export(conn, org, 2)
+        resync(conn, org, "done", old, 1)
+        resync(conn, org, "running", read, 2)
+    app = app_on(database)
+    with app.app_context():
+        assert outbox.prune() == 1
+    with psycopg.connect(database) as conn:
+        left = {row[0] for row in conn.execute("SELECT id FROM resync_exports")}
+    assert left == {read, recent}
+    with app.app_context(), app.extensions["db.sessions"]() as session:
+        organization = session.get(Organization, org)
+        with pytest.raises(actions.ActionError, match="not kept any more: upload it again"):
+            actions.start_resync(session, organization, dry_run=False, export_id=old)
+    app.extensions["db.engine"].dispose()

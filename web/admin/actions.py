@@ -342,7 +342,8 @@ def start_resync(
     elif export_id is not None:
         stored = session.get(r.ResyncExport, export_id)
         if stored is None or stored.org_id != org.id:
-            raise ActionError("that export does not exist")
+            # Exports go with the outbox retention (tasks/outbox.py ``prune``).
+            raise ActionError("that export is not kept any more: upload it again")
     try:
         job = r.create_job(
             session, org.id, dry_run=dry_run, export_id=export_id, requested_by=requested_by
