@@ -1,14 +1,17 @@
 """Migration 0014 rebuilds the unique index of user names with text_pattern_ops: on a database
 with users, it keeps them unique regardless of case, replaces what an interrupted build left,
-and goes back."""
+goes back, and lets the service write while it runs."""
 
 from __future__ import annotations
+
+import threading
 
 import psycopg
 import pytest
 
 from models import migrate
 from tests.conftest import insert_org, scratch_database
+from tests.fixtures_worker import wait_until
 
 INDEX_DEF = "SELECT indexdef FROM pg_indexes WHERE indexname = %s"
 INSERT = (
@@ -43,3 +46,31 @@ def test_the_migration_rebuilds_the_index_and_goes_back():
             assert definition.endswith("(org_id, lower(user_name))")
             with pytest.raises(psycopg.errors.UniqueViolation):
                 conn.execute(INSERT, (org, "BOB@example.com"))
+
+
+def test_the_migration_lets_writes_go_on_while_it_waits() -> None:
+    """A release runs the migration while the service reads and writes. Waiting for a
+    transaction that has read users (a re-sync's batch, a recount), it must not hold new writes
+    back: a plain DROP INDEX queues for the table's ACCESS EXCLUSIVE lock, and every request
+    after it queues behind that (here the write gave up after 3 s)."""
+    with scratch_database("workteam_user_name_live") as url:
+        migrate.upgrade(url, "0013")
+        with psycopg.connect(url, autocommit=True) as conn:
+            org = insert_org(conn)
+        with psycopg.connect(url) as reading:  # a transaction in flight that read users
+            reading.execute("SELECT count(*) FROM users")
+            release = threading.Thread(target=migrate.upgrade, args=(url,))
+            release.start()
+            with psycopg.connect(url, autocommit=True) as conn:
+                wait_until(lambda: conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock'").fetchone()[0] == 1, timeout=10)
+                conn.execute("SET lock_timeout = '3s'")
+                conn.execute(INSERT, (org, "meanwhile@example.com"))  # not held back
+            reading.commit()
+        release.join(timeout=30)
+        assert not release.is_alive()
+        with psycopg.connect(url, autocommit=True) as conn:
+            (definition,) = conn.execute(INDEX_DEF, ("uq_users_org_user_name",)).fetchone()
+            assert "text_pattern_ops" in definition
+            assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == 1

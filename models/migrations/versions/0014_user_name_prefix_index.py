@@ -8,9 +8,12 @@ class text_pattern_ops instead, the same index serves the prefix as a range; its
 the same byte equality, so `userName eq`, the uniqueness it enforces and ON CONFLICT on it are
 unchanged, and no index is added to the writes.
 
-The new index is built CONCURRENTLY (writes go on while it is built, which takes seconds at a
-million users) under a temporary name, then replaces the old one in a short transaction. An
-index left invalid by an interrupted build is dropped first.
+Nothing here blocks the service's reads and writes: the new index is built CONCURRENTLY
+(seconds at a million users) under a temporary name, the old one is dropped CONCURRENTLY (a
+plain DROP INDEX takes the table's ACCESS EXCLUSIVE lock, which waits behind any long
+transaction on users and holds every request queued behind it), and the new one takes the old
+name. Between the two, names stay unique: the new index enforces it as soon as it is valid.
+An index left invalid by an interrupted build is dropped first.
 
 Revision ID: 0014
 Revises: 0013
@@ -33,8 +36,9 @@ def _replace(opclass: str) -> None:
             f"CREATE UNIQUE INDEX CONCURRENTLY {BUILDING} "
             f"ON users (org_id, lower(user_name){opclass})"
         )
-    op.execute("DROP INDEX uq_users_org_user_name")
-    op.execute(f"ALTER INDEX {BUILDING} RENAME TO uq_users_org_user_name")
+        op.execute("DROP INDEX CONCURRENTLY uq_users_org_user_name")
+        # Renaming an index takes SHARE UPDATE EXCLUSIVE: reads and writes go on.
+        op.execute(f"ALTER INDEX {BUILDING} RENAME TO uq_users_org_user_name")
 
 
 def upgrade() -> None:
