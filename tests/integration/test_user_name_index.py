@@ -28,8 +28,13 @@ def test_the_migration_rebuilds_the_index_and_goes_back():
             org = insert_org(conn)
             for name in ("Ann@Example.com", "bob@example.com"):
                 conn.execute(INSERT, (org, name))
-            # What a build interrupted by a release's crash leaves behind.
-            conn.execute("CREATE INDEX uq_users_org_user_name_building ON users (org_id)")
+            # What an interrupted build leaves behind: an invalid index (this one fails on the
+            # two users of one organization).
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                conn.execute("CREATE UNIQUE INDEX CONCURRENTLY uq_users_org_user_name_building"
+                             " ON users (org_id)")
+            assert conn.execute("SELECT count(*) FROM pg_index WHERE NOT indisvalid"
+                                ).fetchone()[0] == 1
         migrate.upgrade(url)
         with psycopg.connect(url, autocommit=True) as conn:
             (definition,) = conn.execute(INDEX_DEF, ("uq_users_org_user_name",)).fetchone()
@@ -46,6 +51,25 @@ def test_the_migration_rebuilds_the_index_and_goes_back():
             assert definition.endswith("(org_id, lower(user_name))")
             with pytest.raises(psycopg.errors.UniqueViolation):
                 conn.execute(INSERT, (org, "BOB@example.com"))
+
+
+def test_a_migration_stopped_after_the_old_index_went_is_taken_up() -> None:
+    """Its steps commit one by one: a release that died after dropping the old index left only
+    the new one, under its temporary name, which the next run renames."""
+    with scratch_database("workteam_user_name_resume") as url:
+        migrate.upgrade(url, "0013")
+        with psycopg.connect(url, autocommit=True) as conn:
+            org = insert_org(conn)
+            conn.execute(INSERT, (org, "Ann@Example.com"))
+            conn.execute("CREATE UNIQUE INDEX CONCURRENTLY uq_users_org_user_name_building"
+                         " ON users (org_id, lower(user_name) text_pattern_ops)")
+            conn.execute("DROP INDEX CONCURRENTLY uq_users_org_user_name")
+        migrate.upgrade(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            (definition,) = conn.execute(INDEX_DEF, ("uq_users_org_user_name",)).fetchone()
+            assert "text_pattern_ops" in definition
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                conn.execute(INSERT, (org, "ann@example.com"))
 
 
 def test_the_migration_lets_writes_go_on_while_it_waits() -> None:
