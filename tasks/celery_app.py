@@ -31,59 +31,33 @@ for _name in TASK_MODULES:
 
 with flask_app.app_context():
     _queue = settings.queue()
-    _every = {
-        name: settings.get_float(name)
-        for name in (
-            "WORKTEAM_SWEEP_SECONDS",
-            "WORKTEAM_MANAGER_SWEEP_SECONDS",
-            "WORKTEAM_LICENSE_SWEEP_SECONDS",
-            "WORKTEAM_AUDIT_PRUNE_SECONDS",
-            "WORKTEAM_OUTBOX_PRUNE_SECONDS",
-            "WORKTEAM_TALLY_VERIFY_SECONDS",
-        )
+
+    def _periodic(task: str, every_setting: str) -> dict:
+        """A beat entry: ``task`` every WORKTEAM_..._SECONDS, on this deployment's queue."""
+        return {"task": task, "schedule": settings.get_float(every_setting),
+                "options": {"queue": _queue}}
+
+    _beat_schedule = {
+        # Republish outbox jobs left pending (broker down at commit, messages lost with a worker).
+        "outbox-sweep": _periodic("tasks.outbox.sweep", "WORKTEAM_SWEEP_SECONDS"),
+        "managers-sweep": _periodic("tasks.managers.sweep", "WORKTEAM_MANAGER_SWEEP_SECONDS"),
+        "licenses-sweep": _periodic("tasks.licenses.sweep", "WORKTEAM_LICENSE_SWEEP_SECONDS"),
+        # Take over a re-sync whose worker died (no checkpoint for WORKTEAM_RESYNC_STALE_SECONDS).
+        "resync-sweep": {"task": "tasks.resync.sweep", "schedule": 60,
+                         "options": {"queue": _queue}},
+        # Delete audit rows past WORKTEAM_AUDIT_RETENTION_DAYS (tasks/audit.py).
+        "audit-prune": _periodic("tasks.audit.prune", "WORKTEAM_AUDIT_PRUNE_SECONDS"),
+        # Delete finished jobs, mail records and exports past WORKTEAM_OUTBOX_RETENTION_DAYS
+        # (tasks/outbox.py).
+        "outbox-prune": _periodic("tasks.outbox.prune", "WORKTEAM_OUTBOX_PRUNE_SECONDS"),
+        # Recount each organization's users and correct a tally that drifted (tasks/tallies.py).
+        "tallies-verify": _periodic("tasks.tallies.verify", "WORKTEAM_TALLY_VERIFY_SECONDS"),
     }
 
 celery_app.conf.task_default_queue = _queue
 # A worker started without -Q consumes both queues (tasks/settings.py says why mail has its own).
 celery_app.conf.task_queues = (Queue(_queue), Queue(settings.mail_queue()))
-celery_app.conf.beat_schedule = {
-    # Republish outbox jobs left pending (broker down at commit, messages lost with a worker).
-    "outbox-sweep": {
-        "task": "tasks.outbox.sweep",
-        "schedule": _every["WORKTEAM_SWEEP_SECONDS"],
-        "options": {"queue": _queue},
-    },
-    "managers-sweep": {
-        "task": "tasks.managers.sweep",
-        "schedule": _every["WORKTEAM_MANAGER_SWEEP_SECONDS"],
-        "options": {"queue": _queue},
-    },
-    "licenses-sweep": {
-        "task": "tasks.licenses.sweep",
-        "schedule": _every["WORKTEAM_LICENSE_SWEEP_SECONDS"],
-        "options": {"queue": _queue},
-    },
-    # Take over a re-sync whose worker died (no checkpoint for WORKTEAM_RESYNC_STALE_SECONDS).
-    "resync-sweep": {"task": "tasks.resync.sweep", "schedule": 60, "options": {"queue": _queue}},
-    # Delete audit rows past WORKTEAM_AUDIT_RETENTION_DAYS (tasks/audit.py).
-    "audit-prune": {
-        "task": "tasks.audit.prune",
-        "schedule": _every["WORKTEAM_AUDIT_PRUNE_SECONDS"],
-        "options": {"queue": _queue},
-    },
-    # Delete finished jobs and mail records past WORKTEAM_OUTBOX_RETENTION_DAYS (tasks/outbox.py).
-    "outbox-prune": {
-        "task": "tasks.outbox.prune",
-        "schedule": _every["WORKTEAM_OUTBOX_PRUNE_SECONDS"],
-        "options": {"queue": _queue},
-    },
-    # Recount each organization's users and correct a tally that drifted (tasks/tallies.py).
-    "tallies-verify": {
-        "task": "tasks.tallies.verify",
-        "schedule": _every["WORKTEAM_TALLY_VERIFY_SECONDS"],
-        "options": {"queue": _queue},
-    },
-}
+celery_app.conf.beat_schedule = _beat_schedule
 
 
 @worker_process_init.connect
