@@ -104,9 +104,13 @@ def welcome_event(user_id: uuid.UUID | str) -> str:
 
 
 def forget_welcome(session: Session, user_id: uuid.UUID) -> None:
-    """Delete the welcome record of a user being deleted: it holds the user's email address,
-    and all it does is stop a second welcome to an id that never comes back (ids are the
-    server's). A welcome being sent that moment holds the record: this waits for it."""
+    """Delete the welcome record of a user being deleted (call it after deleting the user's
+    row): it holds the user's email address, and all it does is stop a second welcome to an
+    id that never comes back (ids are the server's). A welcome being sent at that moment has
+    a record this transaction cannot see yet: its sender deletes it when it finishes
+    (tasks/notifications.py ``_FINISH``), after waiting for this transaction on the user's row;
+    a sender that read the user first holds that row, so this one waits for it and then finds
+    its record here."""
     session.execute(delete(SentMail).where(SentMail.event_key == welcome_event(user_id)))
 
 

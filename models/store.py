@@ -475,9 +475,11 @@ def set_user_active(
 
 def delete_user(session: Session, user: User, *, paid: bool | None = None) -> list[int]:
     job_ids = followups.user_deleted(session, user, paid=paid)
-    outbox.forget_welcome(session, user.id)
     session.delete(user)
     session.flush()
+    # After the user's row, so that a welcome being sent meanwhile either waits for this
+    # transaction or is waited for (see forget_welcome).
+    outbox.forget_welcome(session, user.id)
     return job_ids
 
 

@@ -225,13 +225,23 @@ _RECORD = text(
     """
 )
 # The record's outcome (unless ``mark`` is false: sent or dropped before); with a ``job_id``,
-# that (batched) job is marked done in the same statement.
+# that (batched) job is marked done in the same statement. A welcome (``welcomed``: its user's
+# id) whose user was deleted meanwhile loses its record instead: the deletion could not see
+# it, uncommitted (models/outbox.py ``forget_welcome``). FOR KEY SHARE waits for a deletion
+# not yet committed, and then finds the user gone, or there if it rolled back.
 _FINISH = text(
     """
-    WITH rec AS (
+    WITH gone AS (
+        SELECT CAST(:welcomed AS uuid) IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM users WHERE id = CAST(:welcomed AS uuid) FOR KEY SHARE) AS yes
+    ),
+    rec AS (
         UPDATE sent_mail SET state = :state, reason = :reason, recipient = :recipient,
                              sent_at = CASE WHEN CAST(:sent AS boolean) THEN now() END
-        WHERE event_key = :event AND CAST(:mark AS boolean)
+        WHERE event_key = :event AND CAST(:mark AS boolean) AND NOT (SELECT yes FROM gone)
+    ),
+    forgotten AS (
+        DELETE FROM sent_mail WHERE event_key = :event AND (SELECT yes FROM gone)
     )
     UPDATE jobs SET state = 'done', attempts = attempts + 1, updated = now(),
                     finished_at = now(), result = CAST(:result AS jsonb)
@@ -328,6 +338,7 @@ def send_one(
             session.connection(), _FINISH,
             {"mark": outcome != "done before", "sent": outcome == "sent", "state": state,
              "reason": reason, "recipient": address, "event": event,
+             "welcomed": subject_id if template == "welcome" else None,
              "job_id": job_id if batched_with is not None else None,
              "result": json.dumps({"batched_with": batched_with})},
         )

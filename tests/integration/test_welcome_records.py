@@ -4,6 +4,8 @@ the users deleted before it."""
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 
 import psycopg
@@ -12,7 +14,7 @@ import pytest
 from models import migrate
 from tests.conftest import ScimClient, insert_org, make_org, scratch_database
 from tests.fixtures_worker import wait_until
-from tests.integration.worker_helpers import all_jobs_settled, mails_of, person
+from tests.integration.worker_helpers import all_jobs_settled, jobs_of, mails_of, person
 
 
 @pytest.mark.usefixtures("worker")
@@ -28,6 +30,93 @@ def test_deleting_a_user_deletes_its_welcome_record(worker_app, smtp_server) -> 
     wait_until(lambda: all_jobs_settled(worker_app, scim.org.id))
     assert [(m.event_key, m.recipient) for m in mails_of(worker_app, scim.org.id)] == [
         (f"welcome:{stays['id']}", stays["userName"])]
+
+
+@pytest.mark.usefixtures("worker")
+def test_a_user_deleted_while_its_welcome_is_sent_leaves_no_record(worker_app,
+                                                                    smtp_server) -> None:
+    """The relay holds the welcome's RCPT for 3 s (under the worker's 5 s timeout) while the
+    user is deleted: the DELETE answers without waiting for the relay, the mail already on its
+    way goes out, and its record (with the address) goes too. Before, the deletion could not
+    see the record, uncommitted, and it stayed for good."""
+    scim = ScimClient(worker_app.test_client(), make_org(worker_app, seats=10))
+    smtp_server.hold_rcpt.set()
+    release = threading.Timer(3.0, smtp_server.hold_rcpt.clear)
+    try:
+        smtp_server.rcpt_held.clear()
+        goes = person(scim, "in-flight")
+        assert smtp_server.rcpt_held.wait(30), "the welcome mail never reached RCPT"
+        release.start()
+        started = time.monotonic()
+        assert scim.delete(f"/Users/{goes['id']}").status_code == 204
+        took = time.monotonic() - started
+    finally:
+        release.cancel()
+        smtp_server.hold_rcpt.clear()
+    assert took < 1.5, f"the DELETE waited {took:.1f} s for the SMTP send"
+    wait_until(lambda: smtp_server.to(goes["userName"]))  # it was on its way: it goes out
+    wait_until(lambda: all_jobs_settled(worker_app, scim.org.id))
+    assert [m.event_key for m in mails_of(worker_app, scim.org.id)] == []
+
+
+@pytest.mark.usefixtures("worker")
+def test_a_welcome_finishing_during_a_deletion_waits_for_it(worker_app, smtp_server) -> None:
+    """The deletion has not committed when the send finishes: the send waits for it on the
+    user's row, then finds the user gone and deletes its record. A send that only looked
+    would have seen the user, kept the record, and the deletion could not have seen it."""
+    from sqlalchemy import text
+
+    from models import store
+    from models.user import User
+
+    scim = ScimClient(worker_app.test_client(), make_org(worker_app, seats=10))
+    smtp_server.hold_rcpt.set()
+    try:
+        smtp_server.rcpt_held.clear()
+        goes = person(scim, "deleting")
+        assert smtp_server.rcpt_held.wait(30), "the welcome mail never reached RCPT"
+        with worker_app.app_context(), worker_app.extensions["db.sessions"]() as session:
+            store.delete_user(session, session.get(User, uuid.UUID(goes["id"])), paid=True)
+            smtp_server.hold_rcpt.clear()  # the send goes on and reaches its last statement
+
+            def sender_waits() -> bool:
+                with worker_app.extensions["db.sessions"]() as other:
+                    return bool(other.scalar(text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND wait_event_type = 'Lock' AND query LIKE '%%DELETE FROM sent_mail%%'"
+                    )))
+
+            wait_until(sender_waits, timeout=10)
+            session.commit()
+    finally:
+        smtp_server.hold_rcpt.clear()
+    wait_until(lambda: smtp_server.to(goes["userName"]))
+    # (The deletion's license check, written here and never published, waits for the sweep.)
+    wait_until(lambda: [j.state for j in jobs_of(worker_app, scim.org.id, "mail.send")]
+               == ["done"])
+    assert [m.event_key for m in mails_of(worker_app, scim.org.id)] == []
+
+
+def test_a_welcome_whose_user_went_first_leaves_no_record(app) -> None:
+    """The user is deleted after its welcome was queued and before it was sent: the send drops
+    it and keeps no record (before, a row per such user stayed for good)."""
+    from tasks import mail, notifications
+    from tasks.licenses import reconcile_org
+
+    scim = ScimClient(app.test_client(), make_org(app, seats=10))  # no worker consumes it
+    goes = person(scim, "gone-first")
+    with app.app_context(), app.extensions["db.sessions"]() as session:
+        reconcile_org(session, scim.org.id)  # licenses the user, queues its welcome
+        session.commit()
+    (welcome,) = [j for j in jobs_of(app, scim.org.id) if j.payload.get("template") == "welcome"]
+    assert scim.delete(f"/Users/{goes['id']}").status_code == 204
+    with app.app_context(), app.extensions["db.sessions"]() as session:
+        mailer = mail.Mailer("smtp://127.0.0.1:9", 1.0)  # never connects: no one to send to
+        outcome = notifications.send_one(session, scim.org.id, welcome.id, welcome.payload,
+                                         mailer)
+        session.commit()
+    assert outcome == "dropped"
+    assert mails_of(app, scim.org.id) == []
 
 
 def test_the_migration_deletes_the_welcome_records_of_users_gone() -> None:
