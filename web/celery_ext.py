@@ -47,6 +47,10 @@ def celery_init_app(app: Flask) -> Celery:
             "visibility_timeout": 3600,
             "socket_connect_timeout": app.config["PUBLISH_TIMEOUT"],
             "socket_timeout": 5,
+            # A publish gives up on the first failed connection (Redis or AMQP): the job stays
+            # pending for the sweep. kombu's reconnect loop held the publishing thread 6 s per
+            # attempt, with every later publish of the process queued behind it.
+            "max_retries": 0,
         },
         # One queue per deployment (tests: one per run); what is published without naming a
         # queue goes where the workers listen.

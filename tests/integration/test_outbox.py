@@ -21,6 +21,23 @@ from tests.fixtures_worker import QUEUE, free_port, make_worker_app, wait_until
 from tests.integration.worker_helpers import all_jobs_settled, jobs_of, person
 
 
+@pytest.mark.parametrize("scheme", ["redis", "amqp"])
+def test_a_broker_refusing_connections_fails_a_publish_at_once(worker_env, scheme) -> None:
+    """The publishing thread gives up on the first refused connection (the job stays pending
+    for the sweep) instead of kombu's reconnect loop, which held it 6 s per attempt, with
+    every later publish of the process queued behind it."""
+    url = {"redis": f"redis://127.0.0.1:{free_port()}/0",
+           "amqp": f"amqp://guest:guest@127.0.0.1:{free_port()}//"}[scheme]
+    app = make_worker_app({**worker_env, "CELERY_BROKER_URL": url})
+    celery = app.extensions["celery"]
+    with app.app_context():
+        started = time.monotonic()
+        with pytest.raises(Exception, match="refused"):
+            celery.send_task("tasks.outbox.sweep", queue=QUEUE, retry=False)
+        assert time.monotonic() - started < 1.0
+    app.extensions["db.engine"].dispose()
+
+
 def test_messages_carry_the_job_id_only(worker_env) -> None:
     """Nobody consumes this queue: read what was published straight from Redis."""
     queue = f"{QUEUE}-peek"
