@@ -76,6 +76,24 @@ ensure_redis() {
   echo "Redis did not come up at $url" >&2; return 1
 }
 
+amqp_answers() {
+  "$PY" -c "import sys; from kombu import Connection; Connection(sys.argv[1], connect_timeout=2).ensure_connection(max_retries=1)" \
+    "$1" >/dev/null 2>&1
+}
+
+ensure_rabbitmq() {
+  # Only the tests of RabbitMQ as the broker use it (they are skipped when none answers).
+  local url="$1"
+  if amqp_answers "$url"; then return 0; fi
+  say "no RabbitMQ answers at $url: installing/starting Debian's rabbitmq-server"
+  [ -x /usr/sbin/rabbitmq-server ] || apt_install rabbitmq-server || return 0
+  # The package starts it where a service manager runs; elsewhere start it here.
+  for _ in $(seq 1 5); do amqp_answers "$url" && return 0; sleep 1; done
+  $SUDO /usr/sbin/rabbitmq-server -detached >&2 || true
+  for _ in $(seq 1 60); do amqp_answers "$url" && return 0; sleep 1; done
+  echo "RabbitMQ did not come up at $url: its tests will be skipped" >&2
+}
+
 ensure_database() {
   # Create the database named in $1 if it does not exist.
   "$PY" - "$1" <<'PY'
