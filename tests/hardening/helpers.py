@@ -50,6 +50,7 @@ def routes(user_id: str, group_id: str) -> list[tuple[str, str, Any]]:
         ("PATCH", f"/Groups/{group_id}", patch),
         ("DELETE", f"/Groups/{group_id}", None),
         ("POST", "/Groups/.search", {"schemas": [SEARCH_SCHEMA], "filter": "displayName pr"}),
+        ("GET", "/Me", None),
         ("POST", "/Bulk", bulk),
     ]
 

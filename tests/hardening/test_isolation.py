@@ -151,7 +151,8 @@ def test_another_organizations_token_reaches_nothing_of_this_one(client, app, vi
     for method, path, body in routes(uid, gid):
         if path in ("/Users", "/Groups", "/Users/.search", "/.search", "/Groups/.search"):
             continue
-        if path.startswith(("/ServiceProviderConfig", "/Schemas", "/ResourceTypes", "/Bulk")):
+        if path.startswith(("/ServiceProviderConfig", "/Schemas", "/ResourceTypes", "/Bulk",
+                            "/Me")):
             continue
         response = intruder.request(method, path, body)
         assert_scim_error(response, 404)

@@ -109,6 +109,15 @@ def test_unknown_scim_route_is_404(scim, path):
     _error(scim.get(path), 404)
 
 
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE"])
+def test_me_is_501_after_authentication(scim, method):
+    """RFC 7644 §3.11: /Me is not supported (the token names no user); a bad token is 401."""
+    body = {"schemas": [CORE], "userName": "me@example.com"} if method in ("POST", "PUT") else None
+    _error(scim.request(method, "/Me", body), 501)
+    assert scim.request(method, "/Me", body, headers={"Authorization": "Bearer nope"}
+                        ).status_code == 401
+
+
 def test_wrong_method_is_405(scim):
     _error(scim.request("DELETE", "/Users"), 405)
 

@@ -15,7 +15,7 @@ from web.database import autocommit_connection, session
 from web.scim import definitions as d
 from web.scim import discovery, listing, users
 from web.scim.auth import authenticate
-from web.scim.errors import NotFound, PreconditionFailed, Uniqueness
+from web.scim.errors import NotFound, NotImplementedYet, PreconditionFailed, Uniqueness
 from web.scim.http import (
     check_if_match,
     if_none_match_hits,
@@ -322,3 +322,17 @@ def resource_types() -> Response:
 @bp.get("/ResourceTypes/<name>")
 def resource_type(name: str) -> Response:
     return scim_response(discovery.resource_type(g.org_id_raw, name))
+
+
+# ------------------------------------------------------------------------------------ /Me
+
+
+@bp.route("/Me", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def me() -> Response:
+    # RFC 7644 §3.11: "A service provider that does NOT support this feature SHOULD respond
+    # with HTTP status code 501". The bearer token is the organization's provisioning
+    # credential and names no user. Answered after authentication: a bad token is a 401.
+    raise NotImplementedYet(
+        "/Me is not supported: the bearer token is the organization's provisioning credential, "
+        "not a user's"
+    )
