@@ -31,10 +31,6 @@ class InvalidFilter(ScimError):
     scim_type = "invalidFilter"
 
 
-class TooMany(ScimError):
-    scim_type = "tooMany"
-
-
 class Uniqueness(ScimError):
     status = 409
     scim_type = "uniqueness"
