@@ -56,14 +56,6 @@ class InvalidValue(ScimError):
     scim_type = "invalidValue"
 
 
-class InvalidVersion(ScimError):
-    scim_type = "invalidVers"
-
-
-class Sensitive(ScimError):
-    scim_type = "sensitive"
-
-
 class InvalidCursor(ScimError):
     scim_type = "invalidCursor"
 
