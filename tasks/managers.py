@@ -33,13 +33,6 @@ SWEEP_BATCH = 1000
 BATCH = 200  # manager jobs of one organization done in one transaction
 
 
-def resolve_user(session: Session, user: User) -> bool:
-    """Resolve one user's reference now (no commit); used by the re-sync too."""
-    m.lock_org(session, user.org_id)
-    locked = m.lock_users(session, [user.id])
-    return bool(locked) and m.resolve(session, locked[0])
-
-
 def resolve_subject(session: Session, subject_id: uuid.UUID, ids_changed: bool) -> int:
     """The work for one subject (the caller holds ``lock_org``); returns users rechecked."""
     found = m.lock_users(session, [subject_id])

@@ -40,7 +40,6 @@ from tasks.licenses import reconcile_org
 log = logging.getLogger("workteam.resync")
 
 TASK_NAME = "tasks.resync.run"
-PHASES = ("users", "licenses", "mail", "missing", "done")
 
 
 def _session() -> Session:
@@ -284,7 +283,7 @@ class Run:
     def managers_batch(self, ids: list[uuid.UUID]) -> None:
         if not ids:
             return
-        # tasks.managers.resolve_user, batched: one org lock and one row lock per batch.
+        # As the manager task resolves references: the organization's lock, then the rows'.
         m.lock_org(self.session, self.org_id)
         users = m.lock_users(self.session, ids)
         changed = sum(1 for user in users if m.resolve(self.session, user))
