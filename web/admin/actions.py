@@ -68,11 +68,6 @@ def worker_heartbeat_age() -> float | None:
     return None if seen is None else max(0.0, time.time() - seen)
 
 
-def worker_alive() -> bool:
-    age = worker_heartbeat_age()
-    return age is not None and age <= cfg.get_int("WORKTEAM_WORKER_HEARTBEAT_MAX_AGE")
-
-
 # --- SCIM settings -------------------------------------------------------------------------
 
 

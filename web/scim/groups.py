@@ -28,7 +28,6 @@ from web.scim.schemas import load_resource
 from web.scim.users import base_url, check_lengths
 
 GROUP = d.GROUP_TYPE
-MICROSOFT_GROUP_SCHEMA = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"
 
 
 def _get_ci(data: dict, key: str) -> Any:
