@@ -97,6 +97,45 @@ def test_a_welcome_finishing_during_a_deletion_waits_for_it(worker_app, smtp_ser
     assert [m.event_key for m in mails_of(worker_app, scim.org.id)] == []
 
 
+def test_a_deletion_after_the_send_read_the_user_waits_and_finds_the_record(app) -> None:
+    """The other interleaving: the send has checked the user (and holds it) but not committed
+    when the deletion starts. The deletion deletes the user's row first, so it waits for the
+    send's commit and then finds the record. Deleting the record first (before the user) ran
+    while the record was invisible, and left it for good."""
+    from sqlalchemy import text
+
+    from tasks.notifications import _FINISH
+
+    scim = ScimClient(app.test_client(), make_org(app, seats=10))
+    user = person(scim, "read-first")
+    event = f"welcome:{user['id']}"
+    with app.extensions["db.engine"].connect() as send:  # the send's transaction, held open
+        send.execute(text(
+            "INSERT INTO sent_mail (org_id, event_key, template, recipient, state, created)"
+            " VALUES (:org, :event, 'welcome', '', 'pending', now())"),
+            {"org": scim.org.id, "event": event})
+        send.execute(_FINISH, {
+            "mark": True, "sent": True, "state": "sent", "reason": None,
+            "recipient": user["userName"], "event": event, "welcomed": user["id"],
+            "job_id": None, "result": "{}"})
+        answered: list[int] = []
+        deleting = threading.Thread(target=lambda: answered.append(
+            ScimClient(app.test_client(), scim.org).delete(f"/Users/{user['id']}").status_code))
+        deleting.start()
+
+        def deletion_waits() -> bool:
+            with app.extensions["db.sessions"]() as other:
+                return bool(other.scalar(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock' AND query LIKE 'DELETE FROM users%%'")))
+
+        wait_until(deletion_waits, timeout=10)
+        send.commit()
+        deleting.join(timeout=30)
+    assert answered == [204]
+    assert mails_of(app, scim.org.id) == []
+
+
 def test_a_welcome_whose_user_went_first_leaves_no_record(app) -> None:
     """The user is deleted after its welcome was queued and before it was sent: the send drops
     it and keeps no record (before, a row per such user stayed for good)."""
