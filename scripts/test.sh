@@ -9,8 +9,9 @@ export TEST_AMQP_URL="${TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672//}"
 ensure_python test
 ensure_postgres "$TEST_DATABASE_URL"
 ensure_redis "$TEST_REDIS_URL"
-ensure_rabbitmq "$TEST_AMQP_URL"
 ensure_chromium
+# Last: a package that failed to start cannot then stand in the way of the others' installs.
+ensure_rabbitmq "$TEST_AMQP_URL"
 say "ruff"
 "$VENV/bin/ruff" check .
 say "pytest"
