@@ -10,11 +10,20 @@ import uuid
 
 import psycopg
 import pytest
+from sqlalchemy import text
 
 from models import migrate
 from tests.conftest import ScimClient, insert_org, make_org, scratch_database
 from tests.fixtures_worker import wait_until
 from tests.integration.worker_helpers import all_jobs_settled, jobs_of, mails_of, person
+
+
+def _waits_on_a_lock(app, query: str) -> bool:  # type: ignore[no-untyped-def]
+    """Whether a backend of the test database waits on a lock in a statement LIKE ``query``."""
+    with app.extensions["db.sessions"]() as other:
+        return bool(other.scalar(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock' AND query LIKE :query"), {"query": query}))
 
 
 @pytest.mark.usefixtures("worker")
@@ -64,8 +73,6 @@ def test_a_welcome_finishing_during_a_deletion_waits_for_it(worker_app, smtp_ser
     """The deletion has not committed when the send finishes: the send waits for it on the
     user's row, then finds the user gone and deletes its record. A send that only looked
     would have seen the user, kept the record, and the deletion could not have seen it."""
-    from sqlalchemy import text
-
     from models import store
     from models.user import User
 
@@ -78,15 +85,8 @@ def test_a_welcome_finishing_during_a_deletion_waits_for_it(worker_app, smtp_ser
         with worker_app.app_context(), worker_app.extensions["db.sessions"]() as session:
             store.delete_user(session, session.get(User, uuid.UUID(goes["id"])), paid=True)
             smtp_server.hold_rcpt.clear()  # the send goes on and reaches its last statement
-
-            def sender_waits() -> bool:
-                with worker_app.extensions["db.sessions"]() as other:
-                    return bool(other.scalar(text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                        " AND wait_event_type = 'Lock' AND query LIKE '%%DELETE FROM sent_mail%%'"
-                    )))
-
-            wait_until(sender_waits, timeout=10)
+            wait_until(lambda: _waits_on_a_lock(worker_app, "%DELETE FROM sent_mail%"),
+                       timeout=10)
             session.commit()
     finally:
         smtp_server.hold_rcpt.clear()
@@ -102,8 +102,6 @@ def test_a_deletion_after_the_send_read_the_user_waits_and_finds_the_record(app)
     when the deletion starts. The deletion deletes the user's row first, so it waits for the
     send's commit and then finds the record. Deleting the record first (before the user) ran
     while the record was invisible, and left it for good."""
-    from sqlalchemy import text
-
     from tasks.notifications import _FINISH
 
     scim = ScimClient(app.test_client(), make_org(app, seats=10))
@@ -122,14 +120,7 @@ def test_a_deletion_after_the_send_read_the_user_waits_and_finds_the_record(app)
         deleting = threading.Thread(target=lambda: answered.append(
             ScimClient(app.test_client(), scim.org).delete(f"/Users/{user['id']}").status_code))
         deleting.start()
-
-        def deletion_waits() -> bool:
-            with app.extensions["db.sessions"]() as other:
-                return bool(other.scalar(text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND wait_event_type = 'Lock' AND query LIKE 'DELETE FROM users%%'")))
-
-        wait_until(deletion_waits, timeout=10)
+        wait_until(lambda: _waits_on_a_lock(app, "DELETE FROM users%"), timeout=10)
         send.commit()
         deleting.join(timeout=30)
     assert answered == [204]
