@@ -38,8 +38,9 @@ class Sizes:
     w7_max_seconds: float
 
 
-QUICK = Sizes(w1_users=500, w2_sizes=[100, 500, 2000], w2_seconds=2, w3_seconds=2,
-              w5_members=500, w6_users=2000, phase_max_seconds=60, seed_http_max_seconds=30,
+# Quick: a smoke run of about a minute (1 s phases; W6 brings ours to exactly 2,000 users).
+QUICK = Sizes(w1_users=500, w2_sizes=[100, 500, 2000], w2_seconds=1, w3_seconds=1,
+              w5_members=500, w6_users=1500, phase_max_seconds=60, seed_http_max_seconds=30,
               w6_settle_max_seconds=30, w7_max_seconds=60)
 FULL = Sizes(w1_users=10_000, w2_sizes=[1_000, 10_000, 100_000], w2_seconds=8, w3_seconds=8,
              w5_members=5_000, w6_users=100_000, phase_max_seconds=300,
