@@ -29,6 +29,17 @@ SCIM_JSON = "application/scim+json"
 MAX_ERROR_SAMPLES = 5
 
 
+def http_parser() -> str:
+    """aiohttp's version and which of its HTTP parsers answers: "C", or "pure-Python" when its
+    extension is missing or turned off (AIOHTTP_NO_EXTENSIONS), which would make the load
+    generator a bottleneck sooner. Every result records it."""
+    from aiohttp import http_parser
+
+    kind = "C" if http_parser.HttpResponseParser.__module__ == "aiohttp._http_parser" else \
+        "pure-Python"
+    return f"aiohttp {aiohttp.__version__}, {kind} HTTP parser"
+
+
 class CheckFailed(Exception):
     """A response whose status or body is not what the workload expects."""
 

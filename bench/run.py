@@ -28,7 +28,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import workloads as wl
-from loadgen import CheckFailed, PhaseResult
+from loadgen import CheckFailed, PhaseResult, http_parser
 from servers import (
     BENCH,
     SERVERS,
@@ -476,7 +476,8 @@ def render(results: dict[str, dict[str, Any]], sizes: wl.Sizes, meta: dict[str, 
     if "ours" in results:
         head += ["ours/ceiling", "ours/scim2-server", "target"]
     lines = [f"Run {meta['date']} ({meta['mode']} mode) on {meta['machine']}; gunicorn "
-             f"{meta['gunicorn']}; {meta['duration_s']:.0f} s in all.", "",
+             f"{meta['gunicorn']}; load generator {meta['load_generator']}; "
+             f"{meta['duration_s']:.0f} s in all.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for key, label, unit, _direction in metric_rows(sizes):
         if not any(key in results[n].get("metrics", {}) for n in names):
@@ -606,9 +607,13 @@ def main(argv: list[str] | None = None) -> int:
         "gunicorn": f"{gconf['worker_class']} {gconf['workers']} workers x "
                     f"{gconf['threads']} threads, <= {gconf['worker_connections']} connections "
                     f"each",
+        "load_generator": http_parser(),
         "workloads": selected,
         "servers": names,
     }
+    if "pure-Python" in meta["load_generator"]:
+        print(f"warning: {meta['load_generator']}: the load generator may be the bottleneck",
+              flush=True)
     started = time.perf_counter()
     results: dict[str, dict[str, Any]] = {}
     for name in names:
