@@ -23,21 +23,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import aiohttp.http_parser as aiohttp_parsers
 import psutil
 
 SCIM_JSON = "application/scim+json"
 MAX_ERROR_SAMPLES = 5
 
 
-def http_parser() -> str:
-    """aiohttp's version and which of its HTTP parsers answers: "C", or "pure-Python" when its
-    extension is missing or turned off (AIOHTTP_NO_EXTENSIONS), which would make the load
-    generator a bottleneck sooner. Every result records it."""
-    from aiohttp import http_parser
+# aiohttp answers with its pure-Python parser when its extension is missing or turned off
+# (AIOHTTP_NO_EXTENSIONS), which would make the load generator a bottleneck sooner.
+C_PARSER = aiohttp_parsers.HttpResponseParser.__module__ == "aiohttp._http_parser"
 
-    kind = "C" if http_parser.HttpResponseParser.__module__ == "aiohttp._http_parser" else \
-        "pure-Python"
-    return f"aiohttp {aiohttp.__version__}, {kind} HTTP parser"
+
+def http_parser() -> str:
+    """aiohttp's version and its HTTP parser, as every result records them."""
+    return f"aiohttp {aiohttp.__version__}, {'C' if C_PARSER else 'pure-Python'} HTTP parser"
 
 
 class CheckFailed(Exception):

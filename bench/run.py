@@ -28,7 +28,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import workloads as wl
-from loadgen import CheckFailed, PhaseResult, http_parser
+from loadgen import C_PARSER, CheckFailed, PhaseResult, http_parser
 from servers import (
     BENCH,
     SERVERS,
@@ -611,7 +611,7 @@ def main(argv: list[str] | None = None) -> int:
         "workloads": selected,
         "servers": names,
     }
-    if "pure-Python" in meta["load_generator"]:
+    if not C_PARSER:
         print(f"warning: {meta['load_generator']}: the load generator may be the bottleneck",
               flush=True)
     started = time.perf_counter()
