@@ -700,8 +700,8 @@ class Ours(Server):
         self.wait_ready()
 
     def bulk_seed_supported(self) -> bool:
-        # W6 grows ours to 100,000 users in a full run; a run without W6 either skips W2 at
-        # 100,000 or (--seed-over-http) grows it through /Bulk, not 90,000 single POSTs.
+        # W6 grows ours to 100,000 users in a full run; a run without W6 grows it through
+        # /Bulk (or, with --no-bulk-seed, skips W2 at 100,000), not 90,000 single POSTs.
         return True
 
     def settle(self, max_seconds: float) -> tuple[float, int]:

@@ -335,8 +335,8 @@ def seed_to(server: Server, state: State, target: int, sizes: Sizes,
         state.user_names += [b["userName"] for b in bodies]
         return f"inserted {need} users in its database ({time.perf_counter() - t0:.1f}s)"
     if server.bulk_seed_supported() and not allow_slow:
-        raise SkipSize(f"{server.name} has no database to insert into; growing it to {target} "
-                       f"users through /Bulk takes minutes (run.py --seed-over-http to do it)")
+        raise SkipSize(f"{server.name} grows only through its API here, and growing it to "
+                       f"{target} users through /Bulk was turned off (run.py --no-bulk-seed)")
     if server.bulk_seed_supported():
         chunks = [bodies[i : i + 500] for i in range(0, len(bodies), 500)]
 
