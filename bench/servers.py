@@ -101,6 +101,10 @@ class RssSampler:
         self.last = 0
         self.peak_processes = 0
         self._stop = threading.Event()
+        # Cleared while other servers take their turn (run.py): an idle server's memory does
+        # not grow, and reading smaps costs the load generator's process CPU.
+        self._active = threading.Event()
+        self._active.set()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def sample(self) -> int:
@@ -135,12 +139,20 @@ class RssSampler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self.sample()
+            if self._active.is_set():
+                self.sample()
             self._stop.wait(self.interval)
 
     def start(self) -> None:
         self.sample()
         self._thread.start()
+
+    def pause(self) -> None:
+        self._active.clear()
+        self.sample()
+
+    def resume(self) -> None:
+        self._active.set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -345,6 +357,11 @@ class Autovacuum:
         # (monotonic start, end, what): a phase it overlapped is noted (run.autovacuum_notes).
         self.history: list[tuple[float, float, str]] = []
         self._stop = threading.Event()
+        # Paused while other servers take their turn (run.py), so that this database's
+        # maintenance never runs in their phases; ``resume`` does what fell due meanwhile.
+        self._paused = False
+        self._due = False
+        self._lock = threading.Lock()  # held by a pass: ``pause`` waits for one in flight
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def start(self) -> None:
@@ -354,13 +371,33 @@ class Autovacuum:
         self._stop.set()
         self._thread.join(timeout=120)
 
+    def pause(self) -> None:
+        with self._lock:
+            self._paused = True
+
+    def resume(self) -> None:
+        """Run the pass that fell due while paused (before the server's phase starts, as a
+        real autovacuum would have run it while the database was idle), then go on."""
+        with self._lock:
+            self._paused = False
+            if self._due:
+                self._due = False
+                self._pass()
+
     def _loop(self) -> None:
         while not self._stop.wait(self.naptime):
-            try:
-                self.run_once()
-            except Exception as exc:  # a dropped database at the end of a run, and the like
-                with self.log.open("a") as out:
-                    out.write(f"{time.strftime('%H:%M:%S')} error: {exc}\n")
+            with self._lock:
+                if self._paused:
+                    self._due = True
+                else:
+                    self._pass()
+
+    def _pass(self) -> None:
+        try:
+            self.run_once()
+        except Exception as exc:  # a dropped database at the end of a run, and the like
+            with self.log.open("a") as out:
+                out.write(f"{time.strftime('%H:%M:%S')} error: {exc}\n")
 
     def run_once(self) -> None:
         import psycopg
