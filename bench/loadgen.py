@@ -74,6 +74,8 @@ class PhaseResult:
     web_spread: dict[str, Any] | None = None
     # What the autovacuum emulation ran meanwhile (servers.Autovacuum.during), if anything.
     autovacuum: list[str] | None = None
+    # PostgreSQL's WAL written and checkpoints begun meanwhile (servers.WalMeter).
+    wal: dict[str, Any] | None = None
     # Wall-clock time the phase began (HH:MM:SS, as raw/<server>-autovacuum.log writes it).
     started: str = ""
 
@@ -124,6 +126,7 @@ class PhaseResult:
             **({"pg_activity": self.pg_activity} if self.pg_activity else {}),
             **({"web_spread": self.web_spread} if self.web_spread else {}),
             **({"autovacuum": self.autovacuum} if self.autovacuum else {}),
+            **({"wal": self.wal} if self.wal else {}),
             **({"started": self.started} if self.started else {}),
         }
 

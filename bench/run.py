@@ -40,6 +40,7 @@ from servers import (
     Server,
     ServerError,
     WaitSampler,
+    WalMeter,
     WebSpread,
     ensure_free,
 )
@@ -93,6 +94,7 @@ class Recorder:
         """``rec.phase(run())``, with the CPU each process group used meanwhile added to
         ``key`` (the CPU table: what each operation costs, and where)."""
         before = self.meter.snapshot()
+        wal_before = WalMeter.snapshot() if self.server.db else None
         waits = WaitSampler(self.server.db) if self.server.db else None
         spread = WebSpread(self.server.roots(), self.server.port)
         spread.start()
@@ -106,10 +108,14 @@ class Recorder:
         result.web_spread = spread.stop()
         if waits is not None:
             result.pg_activity = waits.stop()
+        if wal_before is not None:
+            result.wal = WalMeter.since(wal_before, WalMeter.snapshot(), result.ops)
         self.phase(result)
         used = CpuMeter.since(before, self.meter.snapshot())
         entry = self.cpu.setdefault(key, {"ops": 0, "seconds": {}})
         entry["ops"] += result.ops
+        if result.wal:
+            entry["wal_kib"] = entry.get("wal_kib", 0.0) + result.wal["kib_per_op"] * result.ops
         for group, seconds in used.items():
             entry["seconds"][group] = entry["seconds"].get(group, 0.0) + seconds
         return result
@@ -233,6 +239,7 @@ class ServerRun:
         rec.notes += machine_speed_notes(rec.phases)
         rec.notes += idle_machine_notes(rec.phases)
         rec.notes += autovacuum_notes(rec.phases)
+        rec.notes += checkpoint_notes(rec.phases)
         out.update(metrics=rec.metrics, phases=rec.phases, cpu=rec.cpu,
                    notes=self.server.notes + rec.notes, seeded_by=self.server.seeded_by)
         return out
@@ -411,6 +418,14 @@ def idle_machine_notes(phases: list[dict[str, Any]], busy_pct: float = 90.0) -> 
                      f"{' / '.join(map(str, spread['connections']))}")
         notes.append(text)
     return notes
+
+
+def checkpoint_notes(phases: list[dict[str, Any]]) -> list[str]:
+    """Notes on phases that a PostgreSQL checkpoint began in (servers.WalMeter): their writes
+    logged whole pages, which costs PostgreSQL's CPU and the WAL flush's wait."""
+    return [f"{p['name']}: {p['wal']['checkpoints']} PostgreSQL checkpoint(s) began during the "
+            f"phase (WAL {p['wal']['kib_per_op']} KiB per operation)"
+            for p in phases if p.get("wal", {}).get("checkpoints")]
 
 
 def autovacuum_notes(phases: list[dict[str, Any]]) -> list[str]:
@@ -651,9 +666,10 @@ def cpu_table(results: dict[str, dict[str, Any]], names: list[str]) -> list[str]
             for g, seconds in entry["seconds"].items() if seconds > 0}
     groups = [g for g in CPU_GROUPS if g in used] + sorted(used - set(CPU_GROUPS))
     lines = ["CPU per operation (ms; all processes of a group, summed over the phase, divided "
-             "by its operations; PostgreSQL and Redis machine-wide):", "",
-             "| phase | server | " + " | ".join(groups) + " | all |",
-             "|" + "---|" * (len(groups) + 3)]
+             "by its operations; PostgreSQL and Redis machine-wide), and the PostgreSQL WAL "
+             "written per operation (KiB; more in a phase a checkpoint began in: the notes):",
+             "", "| phase | server | " + " | ".join(groups) + " | all | WAL KiB |",
+             "|" + "---|" * (len(groups) + 4)]
     for phase in phases:
         for n in names:
             entry = results[n].get("cpu", {}).get(phase)
@@ -661,8 +677,9 @@ def cpu_table(results: dict[str, dict[str, Any]], names: list[str]) -> list[str]
                 continue
             per_op = {g: 1000 * sec / entry["ops"] for g, sec in entry["seconds"].items()}
             cells = [f"{per_op[g]:.2f}" if g in per_op else "-" for g in groups]
+            wal = f"{entry['wal_kib'] / entry['ops']:.1f}" if "wal_kib" in entry else "-"
             lines.append(f"| {phase} | {n} | " + " | ".join(cells)
-                         + f" | {sum(per_op.values()):.2f} |")
+                         + f" | {sum(per_op.values()):.2f} | {wal} |")
     return [*lines, ""]
 
 
