@@ -276,8 +276,8 @@ class WalMeter:
     page to the WAL, so a phase that a checkpoint began in writes several times the WAL per
     operation, and its writes cost PostgreSQL more: measured in one process on ours' database,
     7.1-7.6 KiB per W3 PUT right after a CHECKPOINT against 1.2 KiB without one. With this
-    PostgreSQL's settings (max_wal_size 1 GB) a full run begins a checkpoint every minute or
-    two of writes, at no fixed point of any phase."""
+    PostgreSQL's settings (max_wal_size 1 GB, checkpoint_timeout 5 min) a full run begins one
+    every 3-5 minutes, at no fixed point of any phase."""
 
     _QUERY = ("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint, "
               "checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")
