@@ -233,7 +233,10 @@ def w3_put(server: Server, state: State, sizes: Sizes, seed: int) -> PhaseResult
 
 
 # -- W4 ---------------------------------------------------------------------------------
+# Fetches of the first and of the last page, alternated, after the walk.
 PROBE_PAIRS = 15
+
+
 def w4_import(server: Server, state: State, sizes: Sizes) -> tuple[PhaseResult, dict[str, Any]]:
     """Page through every user with startIndex/count=100, one client, as an import does."""
     total = len(state.user_names)
