@@ -43,7 +43,6 @@ FEATURES = ("ratelimit", "audit", "log", "metrics", "publish")
 KINDS = ("lookup", "post", "patch", "put")
 CEILING_DB = "bench_feature_cost_ceiling"
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-USERS = "SELECT id, user_name, attrs FROM users ORDER BY seq LIMIT 20000"
 
 
 def configurations(kind: str) -> list[str]:
@@ -89,15 +88,11 @@ def child_ours(kind: str, count: int, off: set[str]) -> None:
 
 def child_ceiling(kind: str, count: int) -> None:
     """The ceiling's app, sent what instructions.child sends ours (the same users, seed)."""
-    import psycopg
-
     sys.path.insert(0, str(BENCH / "peers"))
     import ceiling_app
     import instructions
 
-    with psycopg.connect(os.environ["BENCH_SOURCE_URL"]) as conn:
-        stored = {str(i): attrs for i, _, attrs in conn.execute(USERS)}
-    users = [(uid, attrs["userName"]) for uid, attrs in stored.items()]
+    stored, users = instructions.stored_users(os.environ["BENCH_SOURCE_URL"])
     feed = instructions.requests(kind, "", users, stored)
     cpu_us = instructions.send(ceiling_app.app, feed, count, os.environ["BENCH_TOKEN"])
     print(f"cpu_us {cpu_us:.0f}")

@@ -88,18 +88,24 @@ def requests(kind: str, base: str, users: list[tuple[str, str]],  # type: ignore
 
 
 def child(kind: str, count: int, token: str, org: str, timed: bool = False) -> None:
-    import psycopg
-
     from web import create_app
 
     app = create_app()
-    with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
-        rows = conn.execute("SELECT id, user_name, attrs FROM users ORDER BY seq LIMIT 20000")
-        stored = {str(i): attrs for i, _, attrs in rows}
-    users = [(uid, attrs["userName"]) for uid, attrs in stored.items()]
+    stored, users = stored_users(os.environ["DATABASE_URL"])
     cpu_us = send(app, requests(kind, f"/scim/v2/{org}", users, stored), count, token)
     if timed:
         print(f"cpu_us {cpu_us:.0f}")
+
+
+def stored_users(url: str) -> tuple[dict[str, dict], list[tuple[str, str]]]:
+    """The first 20,000 users of ``url``'s database: their attributes by id, and (id,
+    userName) pairs, as ``requests`` takes them."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT id, user_name, attrs FROM users ORDER BY seq LIMIT 20000")
+        stored = {str(i): attrs for i, _, attrs in rows}
+    return stored, [(uid, attrs["userName"]) for uid, attrs in stored.items()]
 
 
 def send(app: Any, feed: Iterator[tuple[str, str, str, dict | None]], count: int,
