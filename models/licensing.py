@@ -92,8 +92,8 @@ def _count(result: object) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-_LICENSED = text("SELECT coalesce(sum(licensed), 0) FROM user_tallies WHERE org_id = :org_id")
-_WAITING = text("SELECT coalesce(sum(waiting), 0) FROM user_tallies WHERE org_id = :org_id")
+_LICENSED = text("SELECT licensed FROM user_tallies_sum(:org_id)")  # store.user_tally's read
+_WAITING = text("SELECT waiting FROM user_tallies_sum(:org_id)")
 _ADD = text("SELECT user_tallies_add(:org_id, 0, 0, :licensed, :waiting)")
 
 

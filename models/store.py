@@ -21,12 +21,11 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     bindparam,
-    column,
     func,
     select,
-    table,
     text,
 )
+from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
@@ -499,11 +498,9 @@ class Tally:
 
 
 # Kept by triggers on users, in the writing transaction (migration 0008): a few rows per
-# organization instead of COUNT(*) over all of its index entries.
-_TALLY = text(
-    "SELECT coalesce(sum(users), 0), coalesce(sum(changes), 0) FROM user_tallies"
-    " WHERE org_id = :org_id"
-)
+# organization instead of COUNT(*) over all of its index entries. Read through migration 0016's
+# function, whose index scan skips the entries of the rows folded away since the last VACUUM.
+_TALLY = text("SELECT users, changes FROM user_tallies_sum(:org_id)")
 
 
 def user_tally(session: Session, org_id: uuid.UUID) -> Tally:
@@ -512,25 +509,18 @@ def user_tally(session: Session, org_id: uuid.UUID) -> Tally:
     return Tally(int(users), int(changes))
 
 
-_TALLIES = table("user_tallies", column("org_id"), column("users"), column("changes"))
-
-
 def user_tally_columns(org_id: uuid.UUID) -> list[Any]:
-    """``user_tally`` as two uncorrelated scalar subqueries, to read it with a page of users:
-    in the page's own statement (one round trip less) and snapshot (the total and the rows
-    agree). PostgreSQL evaluates each once per statement, not per row."""
-    return [
-        select(func.coalesce(func.sum(_TALLIES.c[name]), 0))
-        .where(_TALLIES.c.org_id == org_id)
-        .scalar_subquery()
-        for name in ("users", "changes")
-    ]
+    """``user_tally`` as one uncorrelated scalar subquery, ``[users, changes]``, to read it with
+    a page of users: in the page's own statement (one round trip less) and snapshot (the total
+    and the rows agree). PostgreSQL evaluates it once per statement, not per row."""
+    summed = func.user_tallies_sum(org_id).table_valued("users", "changes")
+    return [select(array([summed.c.users, summed.c.changes])).scalar_subquery()]
 
 
 @dataclass(frozen=True)
 class Tallier:
-    """How a resource type's whole set is counted without COUNT(*): alone, or as columns of a
-    page's query (their values: ``Tally(*row[-2:])``)."""
+    """How a resource type's whole set is counted without COUNT(*): alone, or as a column of a
+    page's query (its value: ``Tally(*row[-1])``)."""
 
     read: Callable[[Session, uuid.UUID], Tally]
     columns: Callable[[uuid.UUID], list[Any]]

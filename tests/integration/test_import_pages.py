@@ -218,6 +218,37 @@ def test_a_long_transaction_of_single_row_inserts_keeps_the_tally_small(app, org
     assert _tally(app, org.id) == store.Tally(3000, 3000) == store.Tally(_counted(org.id), 3000)
 
 
+def test_a_tally_read_marks_the_rows_folded_away_before_it(app, org):
+    """Migration 0016: 3,000 creates, each its own transaction, leave ~3,000 dead tally rows
+    until VACUUM. A read of the tally steps over their index entries with an index scan and
+    marks them dead, so the reads after it skip them. (A bitmap scan, as PostgreSQL planned the
+    plain read, marked none and visited all of them on every read.)"""
+    # What a bitmap scan of the organization's index entries finds: those not marked dead.
+    live_entries = (
+        "EXPLAIN (ANALYZE, FORMAT JSON) SELECT sum(users) FROM user_tallies WHERE org_id = %s")
+
+    def entries(conn) -> int:
+        conn.execute("SET enable_indexscan = off; SET enable_seqscan = off")
+        plan = conn.execute(live_entries, (org.id,)).fetchone()[0][0]["Plan"]
+        while plan["Node Type"] != "Bitmap Index Scan":
+            plan = plan["Plans"][0]
+        return plan["Actual Rows"]
+
+    with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
+        with conn.cursor() as cur:
+            for i in range(3000):
+                cur.execute(
+                    "INSERT INTO users (id, org_id, user_name, attrs, emails_lower, active,"
+                    " version, created, last_modified, manager_state, license_state) VALUES"
+                    " (gen_random_uuid(), %s, %s, '{}'::jsonb, '{}', true, 1, now(), now(),"
+                    " 'none', 'none')", (org.id, f"fold{i}"), prepare=True)
+        before = entries(conn)
+        assert _tally(app, org.id) == store.Tally(3000, 3000)
+        after = entries(conn)
+    assert before > 2900
+    assert after < 100
+
+
 def test_seq_is_indexed_only_behind_its_owner(app):
     """Migration 0009: an index on seq alone let PostgreSQL read every earlier organization's
     users (or group's members) to find the first page of a later one: its statistics assume

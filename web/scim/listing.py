@@ -359,8 +359,8 @@ def _tallied(
 def _split_tally(extras: Sequence[tuple]) -> tuple[store.Tally, list[tuple]]:
     """The tally that ``store.user_tally_columns`` added to every row's extra columns, and
     the extra columns without it."""
-    users, changes = extras[0][-2:]
-    return store.Tally(int(users), int(changes)), [row[:-2] for row in extras]
+    users, changes = extras[0][-1]
+    return store.Tally(int(users), int(changes)), [row[:-1] for row in extras]
 
 
 def _import_page(session: Session, org: AuthenticatedOrg, query: Query) -> store.Page:
