@@ -20,7 +20,8 @@ from models.licensing import lock_org
 
 # One statement, so the count and the tally come from one snapshot: every writer changes users
 # and appends its delta in one transaction, so in a snapshot both are there or neither is, and
-# the difference is exact whatever commits meanwhile. The count reads ix_users_org_license
+# the difference is exact whatever commits meanwhile (the tally's function, migration 0016, is
+# STABLE: it reads with the statement's snapshot). The count reads ix_users_org_license
 # (org_id, license_state, seq) alone once the table is vacuumed.
 _DRIFT = text(
     """
@@ -29,9 +30,7 @@ _DRIFT = text(
                  count(*) FILTER (WHERE license_state = 'licensed') AS licensed,
                  count(*) FILTER (WHERE license_state = 'unlicensed') AS waiting
           FROM users WHERE org_id = :org_id) AS c,
-         (SELECT coalesce(sum(users), 0) AS users, coalesce(sum(licensed), 0) AS licensed,
-                 coalesce(sum(waiting), 0) AS waiting
-          FROM user_tallies WHERE org_id = :org_id) AS t
+         user_tallies_sum(:org_id) AS t
     """
 )
 _ADD = text("SELECT user_tallies_add(:org_id, :users, :changes, :licensed, :waiting)")
