@@ -5,14 +5,15 @@ one (migration 0008), so between two autovacuum passes the table holds a dead ro
 and its primary key an entry for each: 10,000 after an initial sync of 10,000 users. PostgreSQL
 could plan the reads of a tally, and each connection's folds, as bitmap scans, which step over
 every one of those entries every time and never mark them dead: 0.5-1.4 ms a read, twice on
-every import page (users and changes), and on every license check, until the next VACUUM. An index scan marks the entries
-of dead rows it meets (the first read after a fold), so the reads after it skip them, and the
-inserts that follow delete them from the index page instead of splitting it: 0.15 ms a read
-on the same table, and 100 import pages' statements over 10,000 such rows took 186-201 ms
-instead of 285-341 (bench/tally_reads.py). The function call adds ~5 µs (PL/pgSQL keeps its
-plan for the session; a SQL function would plan its query on every call, ~100 µs). The planner's
-settings on the function make the index scan the only plan; the function is STABLE, so it reads
-with its caller's snapshot (an import page's total still agrees with its rows).
+every import page (users and changes), and on every license check, until the next VACUUM. An
+index scan marks the entries of dead rows it meets (the first read after a fold), so the reads
+after it skip them, and the inserts that follow delete them from the index page instead of
+splitting it: 0.15 ms a read on the same table, and 100 import pages' statements over 10,000
+such rows took 186-201 ms instead of 285-341 (bench/tally_reads.py). The function call adds
+~5 µs (PL/pgSQL keeps its plan for the session; a SQL function would plan its query on every
+call, ~100 µs). The planner's settings on the function leave the index scan as its only plan
+(unless a session turns index scans off, which the app never does); the function is STABLE, so
+it reads with its caller's snapshot (an import page's total still agrees with its rows).
 
 Revision ID: 0016
 Revises: 0015
