@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import importlib
 
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 from kombu import Queue
 
 from tasks import settings
+from tasks.priority import lower_priority
 from web import create_app
 
 flask_app = create_app()
@@ -66,3 +67,11 @@ def _fresh_connections(**_: object) -> None:
     from web.database import dispose
 
     dispose(flask_app, close=False)
+
+
+@worker_init.connect
+def _below_the_web(**_: object) -> None:
+    # In the worker's main process before its pool starts, so every pool thread (or forked
+    # pool process) inherits it; beat and flower keep theirs.
+    with flask_app.app_context():
+        lower_priority(settings.get_int("WORKTEAM_WORKER_NICE"))
