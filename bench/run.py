@@ -144,6 +144,7 @@ class ServerRun:
         self.autovacuum: Autovacuum | None = None
         self.steps: Iterator[None] | None = None
         self.quiet_s = 0.0  # waited in all for its background work before others' turns
+        self.quiet_after: list[str] = []  # "<phase> <seconds> s": the waits of 1 s or more
 
     def start(self) -> None:
         server, out = self.server, self.out
@@ -197,6 +198,8 @@ class ServerRun:
             return
         waited, left = self.server.settle(self.run_args[0].phase_max_seconds)
         self.quiet_s += waited
+        if waited >= 1 and self.rec.phases:
+            self.quiet_after.append(f"{self.rec.phases[-1]['name']} {waited:.0f} s")
         if left:
             self.rec.notes.append(f"{left} jobs still pending after {waited:.0f} s of waiting "
                                   "before another server's phase")
@@ -235,7 +238,8 @@ class ServerRun:
             rec.put("loadgen_cpu", round(max(rec.cpu_shares), 2))
         if self.quiet_s >= 1:
             rec.notes.append(f"its background work was waited for {self.quiet_s:.0f} s in all "
-                             "before other servers' turns")
+                             "before other servers' turns (after "
+                             f"{'; '.join(self.quiet_after) or 'the start'})")
         rec.notes += machine_speed_notes(rec.phases)
         rec.notes += idle_machine_notes(rec.phases)
         rec.notes += autovacuum_notes(rec.phases)
@@ -292,12 +296,17 @@ def run_workloads(server: Server, rec: Recorder, sizes: wl.Sizes, selected: list
     w2 = "W2" in selected
     points = sorted({s for s in sizes.w2_sizes if s < sizes.w1_users} | {sizes.w1_users})
     w1_parts: list[PhaseResult] = []
+    followup_s = 0.0  # how long W1's follow-up work ran on after each part's last create
     for point in points:
         part = rec.measured(
             "W1", partial(wl.w1_create, server, state, len(state.user_names), point, sizes))
         w1_parts.append(part)
         if not part.valid:
             break
+        waited, left = server.settle(sizes.phase_max_seconds)
+        followup_s += waited
+        if left:
+            rec.notes.append(f"W1: {left} jobs still pending {waited:.0f} s after its creates")
         yield
         if w2 and point in sizes.w2_sizes:
             record_w2(server, rec, state, point, sizes, seed)
@@ -308,6 +317,9 @@ def run_workloads(server: Server, rec: Recorder, sizes: wl.Sizes, selected: list
             rec.put("w1_users_s", round(w1.ops_per_s, 1))
             for p in (50, 95, 99):
                 rec.put(f"w1_p{p}", round(w1.pct(p), 1))
+            if is_ours:  # the peers have no follow-up work
+                rec.put("w1_followup_s", round(followup_s, 1))
+                rec.put("w1_done_users_s", round(w1.ops / (w1.wall_s + followup_s), 1))
         else:
             rec.put("w1_users_s", None, False, rec.invalid_note(w1))
     if not w1.valid:
@@ -494,6 +506,9 @@ def metric_rows(sizes: wl.Sizes) -> list[tuple[str, str, str, str]]:
         ("w1_p50", "W1 per-user p50 (GET filter + POST)", "ms", "down"),
         ("w1_p95", "W1 per-user p95", "ms", "down"),
         ("w1_p99", "W1 per-user p99", "ms", "down"),
+        ("w1_followup_s", "W1 follow-up work (welcome mails, seats) left after the creates",
+         "s", "down"),
+        ("w1_done_users_s", "W1 users/s counting that follow-up work", "users/s", "up"),
     ]
     for s in sizes.w2_sizes:
         rows += [(f"w2_{s}_s", f"W2 lookup by userName at {s} users", "req/s", "up"),
