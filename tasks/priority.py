@@ -2,9 +2,9 @@
 
 An identity provider waits on every SCIM request; the worker's follow-up work (welcome mails,
 license checks, manager references) is asynchronous by design and can wait a few seconds. At
-equal priority a first sync of 10,000 users gave the worker and the mail server it feeds about a
-quarter of the CPU, and the sync ran at 175 users/s; with the worker at niceness 10 it ran at
-303, and the follow-up work finished 15 s after the last request (bench/README.md, "The
+equal priority the worker and the mail server it feeds took about a quarter of the CPU of a
+first sync of 10,000 users; with the worker at niceness 10 the sync ran 20-70 % faster, and its
+follow-up work finished 14-28 s after the last request instead of 1-3 (bench/README.md, "The
 worker's priority"). The work is the same; the worker does it when requests leave it the CPU.
 
 Linux schedules by session first ("autogroup") when processes are not in a cgroup of their
