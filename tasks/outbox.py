@@ -222,14 +222,13 @@ def backoff(attempt: int) -> float:
 
 def run_job(task: Task, job_id: int, handler: Handler, *, coalesced: bool = False) -> str:
     """Run ``handler`` for the job once, to completion; see the module docstring. A
-    ``coalesced`` job (models/jobs.py) is claimed first, in a transaction of its own."""
+    ``coalesced`` job (models/jobs.py) is claimed first, in a statement of its own."""
     new_jobs: list[int] = []
     with db.session() as session:
         try:
             if coalesced:
-                key = session.scalar(select(Job.dedup_key).where(Job.id == job_id))
-                if key is not None:
-                    claim_coalesced(session, job_id, key)
+                with db.autocommit() as connection:
+                    claim_coalesced(connection, job_id)
             job = session.scalar(
                 select(Job).where(Job.id == job_id).with_for_update(skip_locked=True)
             )

@@ -259,7 +259,6 @@ def test_coalesced_job_is_claimed_only_after_every_write_that_joined_it(app) -> 
     from models.jobs import (
         KIND_MANAGERS_ORG,
         claim_coalesced,
-        coalesced_key,
         enqueue_coalesced,
     )
 
@@ -274,8 +273,8 @@ def test_coalesced_job_is_claimed_only_after_every_write_that_joined_it(app) -> 
     claimed = threading.Event()
 
     def claim() -> None:
-        with sessions() as worker:
-            claim_coalesced(worker, job_id, coalesced_key(KIND_MANAGERS_ORG, org.id))
+        with app.extensions["db.autocommit_engine"].connect() as worker:
+            claim_coalesced(worker, job_id)
         claimed.set()
 
     thread = threading.Thread(target=claim)
@@ -292,6 +291,57 @@ def test_coalesced_job_is_claimed_only_after_every_write_that_joined_it(app) -> 
         assert session.get(Job, job_id).dedup_key == f"{KIND_MANAGERS_ORG}:{org.id}:{job_id}"
         assert enqueue_coalesced(session, org.id, KIND_MANAGERS_ORG) not in ([], [job_id])
         session.rollback()
+
+
+CLAIM_IN_A_PROCESS = """
+import sys
+from models.db import make_engine
+from models.jobs import claim_coalesced
+with make_engine(sys.argv[1], autocommit=True).connect() as connection:
+    claim_coalesced(connection, int(sys.argv[2]))
+"""
+
+
+def test_a_claimer_without_the_cpu_holds_up_no_write(app) -> None:
+    """The worker runs below the web's priority (tasks/priority.py), so it may wait for the CPU
+    at any moment. Its claim is stopped (SIGSTOP) while it waits for a write that joined the
+    job; once that write commits, PostgreSQL grants the lock and must finish the claim by
+    itself: the organization's next write goes through while the claimer is still stopped.
+    (With the lock taken, the job detached and the commit sent in separate round trips, the
+    stopped claimer held the lock, and the write timed out behind it.)"""
+    import signal
+    import sys
+
+    from models.jobs import KIND_MANAGERS_ORG, enqueue_coalesced
+    from tests.fixtures_worker import ROOT
+
+    org = make_org(app)
+    sessions = app.extensions["db.sessions"]
+    with sessions() as first:
+        (job_id,) = enqueue_coalesced(first, org.id, KIND_MANAGERS_ORG)
+        first.commit()
+    joined = sessions()
+    assert enqueue_coalesced(joined, org.id, KIND_MANAGERS_ORG) == []
+    claimer = subprocess.Popen([sys.executable, "-c", CLAIM_IN_A_PROCESS,
+                                app.config["DATABASE_URL"], str(job_id)], cwd=ROOT)
+    try:
+        # Autocommit: a transaction would see one snapshot of pg_stat_activity throughout.
+        with app.extensions["db.autocommit_engine"].connect() as watch:
+            wait_until(lambda: watch.scalar(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory'"
+                " AND datname = current_database()")) == 1,
+                timeout=20)
+        claimer.send_signal(signal.SIGSTOP)
+        joined.commit()
+        with sessions() as next_write:
+            next_write.execute(text("SET LOCAL statement_timeout = '3s'"))
+            created = enqueue_coalesced(next_write, org.id, KIND_MANAGERS_ORG)
+            next_write.commit()
+        assert created and created != [job_id]  # the claimed job took no more writes
+    finally:
+        joined.close()
+        claimer.send_signal(signal.SIGCONT)
+        assert claimer.wait(20) == 0
 
 
 def test_a_failed_coalesced_job_takes_no_more_writes(app) -> None:
