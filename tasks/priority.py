@@ -1,18 +1,20 @@
-"""The worker's CPU priority: below the web processes' on a host they share.
+"""The worker's CPU priority, for a host it shares with the web processes (WORKTEAM_WORKER_NICE,
+default 0: the web's priority).
 
 An identity provider waits on every SCIM request; the worker's follow-up work (welcome mails,
-license checks, manager references) is asynchronous by design and can wait a few seconds. At
-equal priority the worker and the mail server it feeds took about a quarter of the CPU of a
-first sync of 10,000 users; with the worker at niceness 10 the sync ran 20-70 % faster, and its
-follow-up work finished 14-28 s after the last request instead of 1-3 (bench/README.md, "The
-worker's priority"). The work is the same; the worker does it when requests leave it the CPU.
+license checks, manager references) is asynchronous and can wait. With the worker at niceness
+10, a first sync of 10,000 users ran 13-73 % faster as the IdP sees it and its slowest requests
+took half as long, but the follow-up work ran on for 14-28 s after the last request, everything
+was done up to 15 % later (alone, the worker catches up in one process), and W3's PUTs ran 7 %
+slower on average (bench/README.md, "The worker's priority"). It is a trade, so it is off by
+default: an operator who wants first syncs to finish sooner turns it on.
 
 Linux schedules by session first ("autogroup") when processes are not in a cgroup of their
 own, so a process's niceness counts only against processes of its own session. A worker that
-leads its session (the Procfile's, under honcho or a supervisor) therefore lowers its
-session's weight too; one that shares a session with other processes lowers only its own
-threads. In containers and systemd units, which are cgroups, the weight is the cgroup's:
-docker-compose.yml gives the worker ``cpu_shares``, and a systemd unit takes ``CPUWeight=``.
+leads its session (the Procfile's ``exec celery``, under honcho or a supervisor) therefore
+lowers its session's weight too; one that shares a session with other processes lowers only
+its own threads. In containers and systemd units, which are cgroups, the weight is the
+cgroup's: ``cpu_shares`` in docker-compose, ``CPUWeight=`` in a unit.
 """
 
 from __future__ import annotations

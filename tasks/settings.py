@@ -38,9 +38,9 @@ DEFAULTS: dict[str, str] = {
     # Beat recounts every organization's users this often and corrects the tally of users
     # where it drifted (tasks/tallies.py).
     "WORKTEAM_TALLY_VERIFY_SECONDS": "86400",
-    # The worker's niceness (tasks/priority.py): below the web processes on a shared host, so
-    # SCIM requests come first and follow-up work uses what they leave. 0: the web's priority.
-    "WORKTEAM_WORKER_NICE": "10",
+    # The worker's niceness (tasks/priority.py); 10 puts it below the web processes on a shared
+    # host: a first sync runs faster, the follow-up work finishes later. 0: the web's priority.
+    "WORKTEAM_WORKER_NICE": "0",
 }
 
 

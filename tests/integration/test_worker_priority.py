@@ -1,5 +1,5 @@
-"""The worker runs below the web processes' CPU priority (tasks/priority.py), with real workers:
-every thread, forked pool processes, and the session it leads."""
+"""WORKTEAM_WORKER_NICE puts the worker below the web processes' CPU priority (tasks/priority.py),
+with real workers: every thread, forked pool processes, and the session it leads."""
 
 from __future__ import annotations
 
@@ -31,35 +31,36 @@ def session_niceness(pid: int) -> int | None:
     return int(path.read_text().split()[-1]) if path.exists() else None
 
 
-def test_the_worker_and_its_session_run_at_niceness_10(worker, worker_app) -> None:
-    pid = worker.proc.pid
+def test_a_worker_set_to_10_runs_with_its_session_at_niceness_10(start_worker, worker_app) -> None:
+    queue = f"{QUEUE}-nice"  # its own: the run's other workers must not take the task below
+    w = start_worker(env={"WORKTEAM_WORKER_NICE": "10", "WORKTEAM_CELERY_QUEUE": queue})
+    pid = w.proc.pid
     # The threads pool starts a thread for a task when none is idle: run one so one exists.
     with worker_app.app_context():
         task_id = worker_app.extensions["celery"].send_task(
-            "tasks.outbox.sweep", queue=QUEUE).id
-    wait_until(lambda: f"{task_id}] succeeded" in worker.log(), timeout=30)
+            "tasks.outbox.sweep", queue=queue).id
+    wait_until(lambda: f"{task_id}] succeeded" in w.log(), timeout=30)
     assert thread_count(pid) >= 2  # the main thread and the pool thread that ran the task
-    assert thread_niceness(pid) == {10}, worker.log()[-2000:]
+    assert thread_niceness(pid) == {10}, w.log()[-2000:]
     if session_niceness(pid) is not None:
         assert os.getsid(pid) == pid  # started in a session of its own, as honcho does
         assert session_niceness(pid) == 10
-    assert "worker niceness 10" in worker.log()
+    assert "worker niceness 10" in w.log()
 
 
 def test_forked_pool_processes_inherit_it(start_worker) -> None:
-    w = start_worker(pool="prefork", concurrency=1)
+    w = start_worker(pool="prefork", concurrency=1, env={"WORKTEAM_WORKER_NICE": "10"})
     children = w.children()
     assert children
     for child in children:
         assert thread_niceness(child) == {10}
 
 
-def test_zero_leaves_the_worker_at_the_web_priority(start_worker) -> None:
-    w = start_worker(env={"WORKTEAM_WORKER_NICE": "0"})
-    assert thread_niceness(w.proc.pid) == {os.getpriority(os.PRIO_PROCESS, 0)}
-    if session_niceness(w.proc.pid) is not None:
-        assert session_niceness(w.proc.pid) == 0
-    assert "worker niceness" not in w.log()
+def test_by_default_the_worker_keeps_the_web_priority(worker) -> None:
+    assert thread_niceness(worker.proc.pid) == {os.getpriority(os.PRIO_PROCESS, 0)}
+    if session_niceness(worker.proc.pid) is not None:
+        assert session_niceness(worker.proc.pid) == 0
+    assert "worker niceness" not in worker.log()
 
 
 def run(code: str, *prefix: str, new_session: bool = True) -> str:
