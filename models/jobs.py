@@ -157,13 +157,14 @@ def enqueue_coalesced(session: Session, org_id: uuid.UUID, *kinds: str) -> list[
     return [job_id for job_id, _ in rows]
 
 
-# The claim in one statement, run in autocommit: PostgreSQL waits for the writes that joined,
-# detaches the job and commits, with no round trip to the worker while it holds the lock. The
-# worker runs below the web's CPU priority (tasks/priority.py): a lock held across its round
-# trips was held for as long as it waited for the CPU, with the organization's writes queued
-# behind it. ``set_config(..., true)`` is this statement's own transaction's lock_timeout.
 # A claimed or failed job's key: "<kind>:<org>:<id>" for "<kind>:<org>:next".
 _DETACHED_KEY = "left(dedup_key, -length(:suffix)) || ':' || id"
+# The claim in one statement, run in autocommit: PostgreSQL waits for the writes that joined,
+# detaches the job and commits, with no round trip to the worker while it holds the lock. A
+# worker may wait for the CPU at any moment (behind its other threads' GIL, or below the web's
+# priority: tasks/priority.py), and a lock held across its round trips was held as long, with
+# the organization's writes queued behind it. ``set_config(..., true)`` is the lock_timeout of
+# this statement's own transaction.
 _CLAIM = text(f"""
     WITH timeout AS MATERIALIZED (SELECT set_config('lock_timeout', '5s', true)),
     locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(:lock_key) FROM timeout)

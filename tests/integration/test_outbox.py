@@ -303,10 +303,11 @@ with make_engine(sys.argv[1], autocommit=True).connect() as connection:
 
 
 def test_a_claimer_without_the_cpu_holds_up_no_write(app) -> None:
-    """The worker runs below the web's priority (tasks/priority.py), so it may wait for the CPU
-    at any moment. Its claim is stopped (SIGSTOP) while it waits for a write that joined the
-    job; once that write commits, PostgreSQL grants the lock and must finish the claim by
-    itself: the organization's next write goes through while the claimer is still stopped.
+    """A worker may wait for the CPU at any moment (its threads share a GIL; it may run below the
+    web's priority, tasks/priority.py). Its claim is stopped (SIGSTOP) while it waits for a
+    write that joined the job; once that write commits, PostgreSQL grants the lock and must
+    finish the claim by itself: the organization's next write goes through while the claimer
+    is still stopped.
     (With the lock taken, the job detached and the commit sent in separate round trips, the
     stopped claimer held the lock, and the write timed out behind it.)"""
     import signal
