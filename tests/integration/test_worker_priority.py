@@ -63,10 +63,11 @@ def test_by_default_the_worker_keeps_the_web_priority(worker) -> None:
     assert "worker niceness" not in worker.log()
 
 
-def run(code: str, *prefix: str, new_session: bool = True) -> str:
+def run(code: str, *prefix: str) -> str:
+    """``code``'s output, run by ``prefix`` in a session of its own."""
     argv = [*prefix, sys.executable, "-c", textwrap.dedent(code)]
     return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=True,
-                          start_new_session=new_session, timeout=30).stdout.strip()
+                          start_new_session=True, timeout=30).stdout.strip()
 
 
 CHECK = """
