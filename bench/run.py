@@ -52,6 +52,10 @@ RESULTS = BENCH / "results"
 README = BENCH / "README.md"
 MARK_START = "<!-- results:start -->"
 MARK_END = "<!-- results:end -->"
+# Yielded by ``run_workloads`` at the end of a step whose next step only grows the server (to
+# 100,000 users for W2): nothing is measured in it, so it need not wait for the others'
+# background work (ours' W6 welcome mails drain meanwhile).
+SEEDING = "seeding"
 
 
 class Recorder:
@@ -131,8 +135,8 @@ class ServerRun:
     Servers take turns, one step each (``--sequential``: each to its end before the next):
     this host's speed drifts by 20-40 % over minutes, and a ratio of two servers measured ten
     minutes apart carried that drift. During a server's turn the others are idle: their
-    background work is done before it starts (``Server.settle``), and their autovacuum
-    emulation and memory sampling pause."""
+    background work is done before it starts (``Server.settle``; not before a step that only
+    grows the server, ``SEEDING``), and their autovacuum emulation and memory sampling pause."""
 
     def __init__(self, name: str, raw_dir: Path, run_args: tuple[Any, ...]):
         self.name = name
@@ -145,6 +149,7 @@ class ServerRun:
         self.steps: Iterator[None] | None = None
         self.quiet_s = 0.0  # waited in all for its background work before others' turns
         self.quiet_after: list[str] = []  # "<phase> <seconds> s": the waits of 1 s or more
+        self.seeding_next = False  # its next step only grows it (SEEDING)
 
     def start(self) -> None:
         server, out = self.server, self.out
@@ -171,19 +176,20 @@ class ServerRun:
             self._failed(exc)
 
     def step(self, others: list[ServerRun]) -> bool:
-        """One turn: the others' background work finished first, then one step of this
-        server's workloads. False once its workloads are over (or failed)."""
+        """One turn: the others' background work finished first (unless the step only
+        grows this server), then one step of this server's workloads. False once its
+        workloads are over (or failed)."""
         if self.steps is None:
             return False
         for other in others:
-            if other is not self:
+            if other is not self and not self.seeding_next:
                 other.quiet()
         if self.autovacuum is not None:
             self.autovacuum.resume()
         if self.sampler is not None:
             self.sampler.resume()
         try:
-            next(self.steps)
+            self.seeding_next = next(self.steps) == SEEDING
         except StopIteration:
             self.steps = None
         except Exception as exc:
@@ -287,7 +293,7 @@ def run_servers(names: list[str], raw_dir: Path, run_args: tuple[Any, ...],
 
 
 def run_workloads(server: Server, rec: Recorder, sizes: wl.Sizes, selected: list[str],
-                  seed: int, bulk_seed: bool) -> Iterator[None]:
+                  seed: int, bulk_seed: bool) -> Iterator[str | None]:
     """The workloads on one server, in order; yields after each phase (a turn, ServerRun)."""
     rec.phase(wl.warm_up(server), measured=False)
     yield
@@ -354,26 +360,28 @@ def run_workloads(server: Server, rec: Recorder, sizes: wl.Sizes, selected: list
                 f"first {extra['first_page_ms']} ms, last {extra['last_page_ms']} ms")
         yield
 
+    # Steps that only grow a server for W2's large sizes come after W5 (and ours' W6); the
+    # step before each says so (SEEDING), so that it need not wait for ours' W6 mails.
+    big = [s for s in sizes.w2_sizes if s > sizes.w1_users] if w2 else []
+    grows = SEEDING if big else None
+    w6 = is_ours and "W6" in selected
     if "W5" in selected:
         w5 = rec.phase(wl.w5_group(server, state, sizes), measured=False)
         rec.put("w5_s", round(w5.wall_s, 3) if w5.valid else None, w5.valid,
                 f"{sizes.w5_members} members" if w5.valid else rec.invalid_note(w5))
-        yield
+        yield None if w6 else grows
 
-    if is_ours and "W6" in selected:
+    if w6:
         assert isinstance(server, Ours)
-        w6, extra = wl.w6_managers(server, state, sizes, seed)
-        rec.phase(w6, measured=False)
+        managers, extra = wl.w6_managers(server, state, sizes, seed)
+        rec.phase(managers, measured=False)
         resolved_after = extra.get("settle_s")
-        rec.put("w6_s", resolved_after, w6.valid and resolved_after is not None,
+        rec.put("w6_s", resolved_after, managers.valid and resolved_after is not None,
                 f"{sizes.w6_users} users created in {extra['create_s']}s"
-                if w6.valid else rec.invalid_note(w6))
-        yield
+                if managers.valid else rec.invalid_note(managers))
+        yield grows
 
-    big = [s for s in sizes.w2_sizes if s > sizes.w1_users]
     for size in big:
-        if not w2:
-            break
         try:
             how = wl.seed_to(server, state, size, sizes, allow_slow=bulk_seed)
         except wl.SkipSize as exc:
@@ -386,8 +394,9 @@ def run_workloads(server: Server, rec: Recorder, sizes: wl.Sizes, selected: list
         if note:
             rec.notes.append(f"W2 at {size}: {note}")
             rec.say(f"W2 at {size}: {note}")
+        yield  # the lookups: a step of their own, after the others' background work
         record_w2(server, rec, state, size, sizes, seed)
-        yield
+        yield grows if size != big[-1] else None
     if w2 and len(sizes.w2_sizes) > 1:
         lo = rec.metrics.get(f"w2_{sizes.w2_sizes[0]}_s", {}).get("value")
         hi = rec.metrics.get(f"w2_{sizes.w2_sizes[-1]}_s", {}).get("value")
