@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from models.db import Base, utcnow
+from models.db import Base, rowcount, utcnow
 
 
 class AuditEvent(Base):
@@ -51,6 +51,7 @@ def append_events(session: Session, rows: list[dict]) -> None:
     one stream, and none of the per-row statement rendering of a multi-row INSERT (which cost
     the web processes about 6% of their CPU under an initial sync)."""
     raw = session.connection().connection.driver_connection
+    assert raw is not None  # a checked-out connection has its driver's
     columns = ", ".join(_COPIED)
     with raw.cursor() as cur, cur.copy(f"COPY audit_events ({columns}) FROM STDIN") as copy:
         for row in rows:
@@ -72,4 +73,4 @@ def prune(session: Session, cutoff: dt.datetime, *, batch: int = 10_000) -> int:
     result = session.execute(
         delete(AuditEvent).where(AuditEvent.id < oldest.id + batch, AuditEvent.created < cutoff)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return rowcount(result)

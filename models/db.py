@@ -6,17 +6,17 @@ import datetime as dt
 import time
 import uuid
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg.rows import namedtuple_row
 from psycopg.types.json import Jsonb
 from sqlalchemy import ColumnElement, MetaData, any_, bindparam, create_engine, event
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, CursorResult, Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
-from sqlalchemy.sql.expression import Executable
+from sqlalchemy.sql.expression import ClauseElement
 
 from models import jsoncodec
 
@@ -49,12 +49,18 @@ def any_of(column: Any, values: Any) -> ColumnElement[bool]:
     return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
 
 
+def rowcount(result: object) -> int:
+    """How many rows an UPDATE, DELETE or INSERT ran by ``Session.execute`` touched: its result
+    is a ``CursorResult``, which the session's signature types as a plain ``Result``."""
+    return int(cast(CursorResult, result).rowcount)
+
+
 # Statement -> its SQL for psycopg (compiled once). The key holds the statement alive, so
 # its id stays its own.
-_DRIVER_SQL: dict[int, tuple[Executable, str]] = {}
+_DRIVER_SQL: dict[int, tuple[ClauseElement, str]] = {}
 
 
-def driver_rows(connection: Connection, statement: Executable, params: dict[str, Any]) -> list:
+def driver_rows(connection: Connection, statement: ClauseElement, params: dict[str, Any]) -> list:
     """Run ``statement`` on ``connection``'s psycopg connection; its rows as named tuples.
 
     For the one-statement requests an IdP makes most (a lookup by userName, a create, a
@@ -69,7 +75,9 @@ def driver_rows(connection: Connection, statement: Executable, params: dict[str,
         sql = statement.compile(dialect=connection.dialect).string
         found = _DRIVER_SQL[id(statement)] = (statement, sql)
     sql = found[1]
-    cursor = connection.connection.driver_connection.cursor(row_factory=namedtuple_row)
+    raw = connection.connection.driver_connection
+    assert raw is not None  # a checked-out connection has its driver's
+    cursor = raw.cursor(row_factory=namedtuple_row)
     try:
         return cursor.execute(sql, params, prepare=True).fetchall()
     except psycopg.Error as exc:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import ColumnElement, exists, literal_column, select, text, update
 from sqlalchemy.orm import Session
 
-from models.db import any_of, utcnow
+from models.db import any_of, rowcount, utcnow
 from models.organization import Organization
 from models.user import User
 
@@ -55,7 +55,7 @@ def _set(session: Session, ids: list[uuid.UUID], **values: object) -> int:
         return 0
     # One array parameter however many ids (a re-sync hands out 100,000 seats at once; an IN
     # list would need chunks under PostgreSQL's 65,535 parameters).
-    return _count(session.execute(
+    return rowcount(session.execute(
         update(User)
         .where(any_of(User.id, ids))
         .values(**values)
@@ -70,7 +70,7 @@ def state_is(state: str, *, negate: bool = False) -> ColumnElement[bool]:
     index's predicate nor tell how few rows match, so it read every licensed user of the
     organization: at 100,000 users a check took 90 ms instead of 7 (bench/
     bench_license_check.py; tests/integration/test_license_plans.py)."""
-    value = literal_column(f"'{state}'")
+    value: ColumnElement[str] = literal_column(f"'{state}'")
     return User.license_state != value if negate else User.license_state == value
 
 
@@ -88,18 +88,14 @@ def anyone_waiting(session: Session, org_id: uuid.UUID) -> bool:
         User.org_id == org_id, state_is("unlicensed")))) or False
 
 
-def _count(result: object) -> int:
-    return int(result.rowcount)  # type: ignore[attr-defined]
-
-
 _LICENSED = text("SELECT licensed FROM user_tallies_sum(:org_id)")  # store.user_tally's read
 _WAITING = text("SELECT waiting FROM user_tallies_sum(:org_id)")
 _ADD = text("SELECT user_tallies_add(:org_id, 0, 0, :licensed, :waiting)")
 
 
-def _release(session: Session, in_org: object, state: str) -> int:
+def _release(session: Session, in_org: ColumnElement[bool], state: str) -> int:
     """Inactive users of ``state`` give it up; how many did."""
-    return _count(session.execute(
+    return rowcount(session.execute(
         update(User)
         .where(in_org, User.active.is_(False), state_is(state))
         .values(license_state="none", licensed_at=None)
@@ -155,7 +151,7 @@ def reconcile(session: Session, org_id: uuid.UUID) -> Reconciled:
         # Every seat is taken: the active users not yet counted wait. While seats remain
         # free, users committed since the SELECT above are left to their own check job;
         # marking them would open an overflow episode (and its notice) with seats still free.
-        waited += _count(session.execute(
+        waited += rowcount(session.execute(
             update(User)
             .where(in_org, User.active.is_(True), state_is("none"))
             .values(license_state="unlicensed")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import Index, func, literal, or_, select, text, union_all, update
 from sqlalchemy.orm import Session
 
-from models.db import any_of
+from models.db import any_of, rowcount
 from models.user import User
 
 # Reverse lookup "which pending references name this user?", case-insensitively (userName).
@@ -310,7 +310,7 @@ def resolve_pending(session: Session, org_id: uuid.UUID) -> PassResult:
         {"ids": ids, "states": states, "managers": managers_, "reasons": reasons,
          "vals": values_},
     )
-    return PassResult(result.rowcount or 0, skipped)
+    return PassResult(rowcount(result), skipped)
 
 
 def reports_of(session: Session, manager_id: uuid.UUID) -> list[uuid.UUID]:
@@ -325,7 +325,7 @@ def release_reports(session: Session, manager: User) -> int:
         .values(manager_state="pending", manager_id=None, manager_reason=DELETED)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount or 0
+    return rowcount(result)
 
 
 def unresolved(

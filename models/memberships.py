@@ -31,7 +31,7 @@ from sqlalchemy import Row, exists, func, select, text, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session, aliased
 
-from models.db import any_of, utcnow
+from models.db import any_of, rowcount, utcnow
 from models.errors import StoreError
 from models.group import Group, Membership
 from models.user import User
@@ -166,7 +166,7 @@ def add_members(session: Session, group: Group, values: Iterable[str]) -> int:
             "group_ids": group_ids,
         },
     )
-    return result.rowcount or 0  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 def remove_members(session: Session, group: Group, values: Iterable[str]) -> int:
@@ -183,7 +183,7 @@ def remove_members(session: Session, group: Group, values: Iterable[str]) -> int
         ),
         {"group_id": group.id, "values": wanted, "ids": ids},
     )
-    return result.rowcount or 0  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 def replace_members(session: Session, group: Group, values: Iterable[str]) -> int:
@@ -192,14 +192,14 @@ def replace_members(session: Session, group: Group, values: Iterable[str]) -> in
     # Classify first: a refused value must fail the write before anything is deleted.
     classify(session, group.org_id, group.id, wanted)
     # NOT IN (subquery) runs as a hashed anti-join: linear, not members x values.
-    deleted = session.execute(
+    deleted = rowcount(session.execute(
         text(
             "DELETE FROM memberships WHERE group_id = :group_id AND member_value NOT IN "
             "(SELECT unnest(CAST(:values AS text[])))"
         ),
         {"group_id": group.id, "values": wanted},
-    ).rowcount  # type: ignore[attr-defined]
-    return (deleted or 0) + add_members(session, group, wanted)
+    ))
+    return deleted + add_members(session, group, wanted)
 
 
 # --------------------------------------------------------------------------------- reads

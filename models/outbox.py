@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from models.db import Base, utcnow
+from models.db import Base, rowcount, utcnow
 
 JOB_STATES = ("pending", "running", "done", "failed", "cancelled")
 # A literal, so that prepared (generic) plans can use the partial index ix_jobs_pending.
@@ -150,5 +150,6 @@ def prune_from(
         .order_by(model.id)
         .limit(1)
     ).first()
-    done = following is None or following.created >= cutoff
-    return int(result.rowcount), None if done else following.id  # type: ignore[attr-defined]
+    if following is None or following.created >= cutoff:
+        return rowcount(result), None
+    return rowcount(result), following.id

@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from models.db import Base, new_id, utcnow
+from models.db import Base, new_id, rowcount, utcnow
 from models.organization import Organization
 from models.outbox import Job
 
@@ -171,7 +171,7 @@ def prune_exports(session: Session, cutoff: dt.datetime) -> int:
     result = session.execute(
         delete(ResyncExport).where(ResyncExport.created < cutoff, ~live)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 # --- differences -------------------------------------------------------------------------

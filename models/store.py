@@ -15,9 +15,10 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import (
+    BindParameter,
     Boolean,
     ColumnElement,
     bindparam,
@@ -35,6 +36,9 @@ from models import followups, jobs, memberships, outbox
 from models.db import driver_rows, jsonb, new_id, pg_array, utcnow
 from models.errors import DuplicateError, NotFoundError, VersionConflict
 from models.user import User
+
+if TYPE_CHECKING:
+    from models.group import Group
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
@@ -509,7 +513,7 @@ def user_tally(session: Session, org_id: uuid.UUID) -> Tally:
     return Tally(int(users), int(changes))
 
 
-def user_tally_columns(org_id: uuid.UUID) -> list[Any]:
+def user_tally_columns(org_id: uuid.UUID | BindParameter[Any]) -> list[Any]:
     """``user_tally`` as one uncorrelated scalar subquery, ``[users, changes]``, to read it with
     a page of users: in the page's own statement (one round trip less) and snapshot (the total
     and the rows agree). PostgreSQL evaluates it once per statement, not per row."""
@@ -531,7 +535,7 @@ USER_TALLY = Tallier(user_tally, user_tally_columns)
 
 def search(
     session: Session,
-    model: type,
+    model: type[User] | type[Group],
     org_id: uuid.UUID,
     where: ColumnElement[bool] | None,
     *,

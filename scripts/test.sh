@@ -14,5 +14,7 @@ ensure_chromium
 ensure_rabbitmq "$TEST_AMQP_URL"
 say "ruff"
 "$VENV/bin/ruff" check .
+say "mypy"
+"$VENV/bin/mypy"
 say "pytest"
 exec "$VENV/bin/python" -m pytest "$@"

@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from celery import current_app as current_celery
 from celery.signals import heartbeat_sent, worker_ready
+
+if TYPE_CHECKING:
+    import redis
 
 log = logging.getLogger("workteam.heartbeat")
 
@@ -34,7 +38,7 @@ def key_for(queue: str) -> str:
     return KEY_PREFIX + queue
 
 
-def _redis():  # type: ignore[no-untyped-def]
+def _redis() -> redis.Redis:
     global _client
     if _client is None:
         import redis
@@ -75,7 +79,7 @@ def _on_heartbeat(**_: object) -> None:
     beat()
 
 
-def last_seen(client, queue: str) -> float | None:  # type: ignore[no-untyped-def]
+def last_seen(client: redis.Redis, queue: str) -> float | None:
     """Seconds since the epoch of the last heartbeat of a worker consuming ``queue``."""
     raw = client.get(key_for(queue))
     return float(raw) if raw else None

@@ -19,12 +19,13 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from celery import shared_task
 from celery.signals import worker_ready
 from flask import current_app
-from sqlalchemy import Text, and_, cast, func, or_, select, union_all, update
+from sqlalchemy import ColumnElement, Text, and_, cast, func, or_, select, union_all, update
 from sqlalchemy.orm import Session, aliased
 
 from models import licensing
@@ -161,7 +162,7 @@ def _resend_failed_mail(session: Session, org_id: uuid.UUID, *, dry_run: bool) -
 Manager = aliased(User)
 
 
-def _consistent_manager():  # type: ignore[no-untyped-def]
+def _consistent_manager() -> ColumnElement[bool]:
     """A reference that needs no re-resolution: none at all, or resolved to a user (of the
     same organization, which ``Manager`` is joined on) that it still names by one of the values
     models/managers.find_manager matches. Everything else goes through models/managers."""
@@ -296,7 +297,7 @@ class Run:
         if self.dry_run:
             self.session.rollback()
 
-    def export_batch(self, rows: list[Any]) -> None:
+    def export_batch(self, rows: Sequence[Any]) -> None:
         assert self.index is not None
         diff = r.diff_batch(
             self.index, ((x.id, x.user_name, x.external_id, x.active) for x in rows), set()

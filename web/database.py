@@ -82,6 +82,6 @@ AUTOCOMMIT_ENDPOINTS = frozenset({"scim.list_users", "scim.get_user"})
 def _scim_read() -> bool:
     if not has_request_context():
         return False
-    req = request._get_current_object()
+    req = request._get_current_object()  # type: ignore[attr-defined]
     return req.method in ("GET", "HEAD") and req.endpoint in AUTOCOMMIT_ENDPOINTS
 

@@ -7,8 +7,10 @@ import logging
 import sys
 import time
 import uuid
+from collections.abc import Sequence
+from typing import Any
 
-from flask import Flask, g, request
+from flask import Flask, Response, g, request
 from pythonjsonlogger.orjson import OrjsonFormatter
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -48,7 +50,8 @@ def init_celery_logging() -> None:
         level = logging.getLevelName(loglevel) if isinstance(loglevel, str) else loglevel
         configure_logging(level if isinstance(level, int) else logging.INFO)
 
-    def _prerun(task_id=None, task=None, args=None, **_: object) -> None:  # type: ignore[no-untyped-def]
+    def _prerun(task_id: str | None = None, task: object = None,
+                args: Sequence[Any] | None = None, **_: object) -> None:
         job_id = args[0] if args and isinstance(args[0], int) else None
         _task.set({"task_id": task_id, "task": getattr(task, "name", None), "job_id": job_id})
 
@@ -95,8 +98,8 @@ def init_app(app: Flask) -> None:
         ctx.request_id = incoming if ok else uuid.uuid4().hex
 
     @app.after_request
-    def _finish(response):  # type: ignore[no-untyped-def]
-        req, ctx = request._get_current_object(), g._get_current_object()
+    def _finish(response: Response) -> Response:
+        req, ctx = request._get_current_object(), g._get_current_object()  # type: ignore[attr-defined]
         response.headers[REQUEST_ID_HEADER] = ctx.get("request_id", "")
         duration_ms = (time.perf_counter() - ctx.get("started", time.perf_counter())) * 1000
         environ = req.environ

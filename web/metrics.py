@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 
 from flask import Flask, Request, Response, current_app, g, request
 from prometheus_client import (
@@ -28,8 +29,9 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
 
 log = logging.getLogger("workteam.metrics")
 
@@ -63,7 +65,7 @@ _QUERIES = {
 }
 
 
-def _license_states(conn) -> list[tuple[str, int]]:  # type: ignore[no-untyped-def]
+def _license_states(conn: Connection) -> list[tuple[str, int]]:
     """Users by license state, all organizations together: 'none' is the rest."""
     users, licensed, waiting = conn.execute(text(_QUERIES["license"])).one()
     return [("licensed", int(licensed)), ("unlicensed", int(waiting)),
@@ -73,7 +75,7 @@ def _license_states(conn) -> list[tuple[str, int]]:  # type: ignore[no-untyped-d
 class DatabaseCollector:
     """Gauges counted in PostgreSQL when scraped (all organizations together)."""
 
-    def __init__(self, engine, cache_seconds: float) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, engine: Engine, cache_seconds: float) -> None:
         self.engine = engine
         self.cache_seconds = cache_seconds
         self._lock = threading.Lock()
@@ -99,7 +101,7 @@ class DatabaseCollector:
             self._cached = (now, counts)
             return counts
 
-    def collect(self):  # type: ignore[no-untyped-def]
+    def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
             "workteam_metrics_database_up", "1 if the database gauges below could be counted"
         )
@@ -143,7 +145,7 @@ def _route(req: Request) -> str:
 
 def _observe(response: Response) -> Response:
     # Behind the proxies once: each proxy access costs ~1-2 µs.
-    req, ctx = request._get_current_object(), g._get_current_object()
+    req, ctx = request._get_current_object(), g._get_current_object()  # type: ignore[attr-defined]
     if req.path == "/metrics":
         return response
     route = _route(req)

@@ -21,7 +21,7 @@ import math
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.connection import Connection
@@ -88,6 +88,7 @@ def admit(
     tolerance = int(max(1_000_000 * burst_seconds - interval, 0)) if interval else 0
     try:
         connection = redisconn.own_client(url).connection
+        assert connection is not None  # a single-connection client holds its one
         packed = _packed(connection, key, org_id, interval, tolerance)
         try:
             allowed, wait_us, generation = _round_trip(connection, packed)
@@ -136,7 +137,7 @@ def generation(org_id: object, url: str) -> str | None:
     except redis.RedisError as exc:
         redisconn.failed(url, exc, NOT_LIMITING)
         return None
-    return value.decode() if value is not None else ""
+    return cast(bytes, value).decode() if value is not None else ""
 
 
 def renew_generations(org_ids: Iterable[object], url: str) -> bool:

@@ -21,11 +21,14 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from flask import abort, current_app, g, redirect, request, session, url_for
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
+
+if TYPE_CHECKING:
+    import redis
 from sqlalchemy import func, or_, select
 
 from models.organization import Organization
@@ -39,7 +42,7 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 _DUMMY_HASH = hash_password("not-a-password", memory_kib=1024, time_cost=1)
 
 
-def redis_client():  # type: ignore[no-untyped-def]
+def redis_client() -> redis.Redis:
     client = current_app.extensions.get("admin.redis")
     if client is None:
         import redis
@@ -168,7 +171,7 @@ def load_admin() -> User | None:
     if not sid or not uid:
         return None
     stored = redis_client().get(_key("session", _digest(sid)))
-    if stored is None or stored.decode() != uid:
+    if stored != uid.encode():  # None when the session expired or was ended
         session.clear()
         return None
     user = database.session().get(User, uuid.UUID(uid))

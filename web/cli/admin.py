@@ -64,7 +64,9 @@ def admin(org_id: str, email: str, password_stdin: bool, keep_password: bool, re
                 "emails": [{"value": email.strip(), "type": "work", "primary": True}],
                 "active": True,
             }
-            user = store.create_user(session, org.id, attrs).user
+            written = store.create_user(session, org.id, attrs).user
+            assert isinstance(written, User)  # with a session, the row is a User joined to it
+            user = written
             created = True
         if password is not None:
             user.password_hash = password_hash_for(password)

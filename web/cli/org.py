@@ -90,7 +90,9 @@ def _demo_admin(session: Session, org: Organization) -> tuple[str, str]:
     if user is None:
         attrs = {"userName": email, "displayName": "Demo Admin", "active": True,
                  "emails": [{"value": email, "type": "work", "primary": True}]}
-        user = store.create_user(session, org.id, attrs).user
+        written = store.create_user(session, org.id, attrs).user
+        assert isinstance(written, User)  # with a session, the row is a User joined to it
+        user = written
     user.password_hash = password_hash_for(password)
     user.is_admin = True
     return email, password

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
 import uuid
+from typing import IO
 
 import click
 from flask.cli import with_appcontext
@@ -16,36 +19,31 @@ from web.cli.common import db_session, echo_json, get_org
 def _wait(org_id: str, job_id: int, *, show_bar: bool, timeout: float) -> dict:
     """Poll the job row until it ends; a progress bar on stderr."""
     deadline = time.monotonic() + timeout
-    with db_session() as session:
+    with db_session() as session, contextlib.ExitStack() as stack:
         org = get_org(session, org_id)
         job = actions.resync_job(session, org, job_id)
         assert job is not None
-        bar = None
+        bar = None  # shown once the job knows how many users it walks
         shown = 0
-        try:
-            while True:
-                session.refresh(job)
-                if show_bar and bar is None and job.progress_total:
-                    bar = click.progressbar(
-                        length=job.progress_total,
-                        label=f"re-sync {job.id}",
-                        file=click.get_text_stream("stderr"),
-                    )
-                    bar.__enter__()
-                if bar is not None and job.progress_done > shown:
-                    bar.update(job.progress_done - shown)
-                    shown = job.progress_done
-                if job.state not in r.LIVE_STATES:
-                    break
-                if time.monotonic() > deadline:
-                    raise click.ClickException(
-                        f"re-sync {job.id} still {job.state} after {timeout:.0f}s; "
-                        f"see `flask resync {org_id} --status`"
-                    )
-                time.sleep(0.5)
-        finally:
-            if bar is not None:
-                bar.__exit__(None, None, None)
+        while True:
+            session.refresh(job)
+            if show_bar and bar is None and job.progress_total:
+                bar = stack.enter_context(click.progressbar(
+                    length=job.progress_total,
+                    label=f"re-sync {job.id}",
+                    file=sys.stderr,
+                ))
+            if bar is not None and job.progress_done > shown:
+                bar.update(job.progress_done - shown)
+                shown = job.progress_done
+            if job.state not in r.LIVE_STATES:
+                break
+            if time.monotonic() > deadline:
+                raise click.ClickException(
+                    f"re-sync {job.id} still {job.state} after {timeout:.0f}s; "
+                    f"see `flask resync {org_id} --status`"
+                )
+            time.sleep(0.5)
         return r.job_json(job)
 
 
@@ -85,10 +83,10 @@ def _summary_lines(job: dict) -> list[str]:
 def resync(
     org_id: str,
     dry_run: bool,
-    export_file,
+    export_file: IO[bytes] | None,
     yes: bool,
     wait: bool,
-    as_json: bool,  # type: ignore[no-untyped-def]
+    as_json: bool,
     show_status: bool,
     cancel: bool,
     timeout: float,

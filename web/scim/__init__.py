@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, g, request
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from web.scim.errors import (
@@ -22,7 +23,7 @@ SCIM_PREFIX = "/scim/"
 RETRY_AFTER_UNAVAILABLE = 2
 
 
-def _render(error: ScimError):  # type: ignore[no-untyped-def]
+def _render(error: ScimError) -> ResponseReturnValue:
     from web.scim.http import scim_response
 
     response = scim_response(error.body(), error.status)
@@ -40,12 +41,12 @@ def init_scim(app: Flask) -> None:
     audit.init_app(app)
 
     @app.errorhandler(ScimError)
-    def _scim_error(error: ScimError):  # type: ignore[no-untyped-def]
+    def _scim_error(error: ScimError) -> ResponseReturnValue:
         _rollback()
         return _render(error)
 
     @app.errorhandler(HTTPException)
-    def _http_error(error: HTTPException):  # type: ignore[no-untyped-def]
+    def _http_error(error: HTTPException) -> ResponseReturnValue:
         if not request.path.startswith(SCIM_PREFIX):
             return error
         _rollback()
@@ -61,7 +62,7 @@ def init_scim(app: Flask) -> None:
         return _render(scim_error)
 
     @app.errorhandler(Exception)
-    def _unexpected(error: Exception):  # type: ignore[no-untyped-def]
+    def _unexpected(error: Exception) -> ResponseReturnValue:
         _rollback()
         from web.scim.errors import InvalidValue, Unavailable
 

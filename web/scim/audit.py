@@ -19,7 +19,7 @@ import time
 import uuid
 from typing import Any
 
-from flask import Flask, g, request
+from flask import Flask, Response, g, request
 from sqlalchemy import text
 from sqlalchemy.orm import sessionmaker
 
@@ -95,9 +95,9 @@ def init_app(app: Flask) -> None:
     app.extensions["audit"] = writer
 
     @app.after_request
-    def _audit(response):  # type: ignore[no-untyped-def]
+    def _audit(response: Response) -> Response:
         # Behind the proxies once: each proxy access costs ~1-2 µs.
-        req, ctx = request._get_current_object(), g._get_current_object()
+        req, ctx = request._get_current_object(), g._get_current_object()  # type: ignore[attr-defined]
         if not req.path.startswith("/scim/") or ctx.get("org_id") is None:
             return response
         started = ctx.get("started", time.perf_counter())

@@ -279,8 +279,8 @@ class Runner:
         keep, later = [], []
         for member in data[key] or []:
             value = _get_ci(member, "value") if isinstance(member, dict) else None
-            is_ref = isinstance(value, str) and value.startswith(PREFIX)
-            if is_ref and value[len(PREFIX):] not in self.ids:
+            if (isinstance(value, str) and value.startswith(PREFIX)
+                    and value[len(PREFIX):] not in self.ids):
                 later.append(value)
             else:
                 keep.append(member)

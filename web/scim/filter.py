@@ -513,7 +513,7 @@ def _values(path: AttrPath, resource: dict) -> list[Any]:
     items = top if isinstance(top, list) else [top]
     if path.sub_attribute is None:
         return [v for v in items if v is not None]
-    out = []
+    out: list[Any] = []
     for item in items:
         if isinstance(item, dict):
             v = item.get(path.sub_attribute)
@@ -526,6 +526,8 @@ def _values(path: AttrPath, resource: dict) -> list[Any]:
 
 def _compare(path: AttrPath, op: str, actual: Any, expected: Any) -> bool:
     atype = path.definition.type
+    a: Any  # the two values compared, of the attribute's type
+    b: Any
     if atype == "dateTime":
         a = parse_datetime(actual)
         b = expected

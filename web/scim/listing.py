@@ -12,7 +12,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import String, Text, bindparam, case, cast, extract, func, literal_column, select
+from sqlalchemy import (
+    BindParameter,
+    String,
+    Text,
+    bindparam,
+    case,
+    cast,
+    extract,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -402,7 +413,7 @@ def _users_after(
 def _after_statement() -> Any:
     """Built once, like ``_by_user_name``: building a page's statement and its cache key anew
     was a sixth of an import page's instructions."""
-    org_id = bindparam("org_id")
+    org_id: BindParameter[Any] = bindparam("org_id")
     return (
         select(*_RENDERED, *_user_extras(), *store.user_tally_columns(org_id))
         .where(User.org_id == org_id, User.seq > bindparam("after_seq"))

@@ -586,9 +586,9 @@ class _Patcher:
         for name in nulls:
             merged.pop(name, None)
         for name, sub_value in new.items():
-            sub = attr.sub(name)
-            assert sub is not None
-            self.check_immutable(where, sub, merged.get(name), sub_value)
+            definition = attr.sub(name)
+            assert definition is not None
+            self.check_immutable(where, definition, merged.get(name), sub_value)
             merged[name] = sub_value
         c[attr.name] = merged
         self.drop_if_empty(path)

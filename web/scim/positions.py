@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import cast
 
 import redis
 
@@ -51,7 +52,7 @@ def seq_before(url: str, org_id: uuid.UUID, position: int) -> Position | None:
         return None
     if value is None:
         return None
-    changes, _, seq = value.partition(b":")
+    changes, _, seq = cast(bytes, value).partition(b":")
     try:
         return Position(int(changes), int(seq))
     except ValueError:  # not written by ``remember``: as if nothing were recorded

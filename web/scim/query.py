@@ -134,12 +134,10 @@ def _user_groups_value(node: Compare | Present) -> ColumnElement[bool]:
 
 
 USER_MAPPING.special.update(
-    {
-        (U, "groups", None): _user_groups_value,
-        (U, "groups", "value"): _user_groups_value,
-        **{(U, "groups", sub): _not_filterable for sub in ("display", "$ref", "type")},
-    }
+    {(U, "groups", sub): _not_filterable for sub in ("display", "$ref", "type")}
 )
+USER_MAPPING.special[(U, "groups", None)] = _user_groups_value
+USER_MAPPING.special[(U, "groups", "value")] = _user_groups_value
 
 GROUP_MAPPING = ResourceMapping(
     model=Group,

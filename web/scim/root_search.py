@@ -68,7 +68,8 @@ def search_root(session: Session, org: AuthenticatedOrg, body: dict) -> dict:
     config = current_app.config
     count = config["SCIM_DEFAULT_PAGE_SIZE"] if count is None else count
     count = min(max(count, 0), config["SCIM_MAX_PAGE_SIZE"])
-    total, resources, skip = 0, [], start - 1
+    total, skip = 0, start - 1
+    resources: list[dict] = []
     for rtype, run in types:
         per_type = {
             **params,

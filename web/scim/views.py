@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
@@ -182,7 +183,9 @@ def search_all() -> Response:
     return scim_response(search_root(session(), g.org, json_body()))
 
 
-def _write_user(user_id: str, make_attrs) -> Response:  # type: ignore[no-untyped-def]
+def _write_user(
+    user_id: str, make_attrs: Callable[[store.StoredUser], tuple[dict, str | None]]
+) -> Response:
     """Read, compute the new attributes, write with a version check; retry lost races, the
     last time under a row lock so that a busy user cannot starve a writer. The write is one
     statement (store.replace_user): until that last attempt, the read and the write each run
