@@ -146,7 +146,7 @@ class ServerRun:
         self.run_args = run_args  # (sizes, selected, seed, bulk_seed) for run_workloads
         self.sampler: RssSampler | None = None
         self.autovacuum: Autovacuum | None = None
-        self.steps: Iterator[None] | None = None
+        self.steps: Iterator[str | None] | None = None
         self.quiet_s = 0.0  # waited in all for its background work before others' turns
         self.quiet_after: list[str] = []  # "<phase> <seconds> s": the waits of 1 s or more
         self.seeding_next = False  # its next step only grows it (SEEDING)
