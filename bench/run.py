@@ -245,7 +245,7 @@ class ServerRun:
         if self.quiet_s >= 1:
             rec.notes.append(f"its background work was waited for {self.quiet_s:.0f} s in all "
                              "before other servers' turns (after "
-                             f"{'; '.join(self.quiet_after) or 'the start'})")
+                             f"{'; '.join(self.quiet_after) or 'waits of under 1 s each'})")
         rec.notes += machine_speed_notes(rec.phases)
         rec.notes += idle_machine_notes(rec.phases)
         rec.notes += autovacuum_notes(rec.phases)
