@@ -37,12 +37,18 @@ class Sizes:
     seed_http_max_seconds: float
     w6_settle_max_seconds: float
     w7_max_seconds: float
+    # W4's fetches of the first and of the last page, alternated, after the walk.
+    w4_probe_pairs: int = 15
+    # Once every server has started: the wait for their start-up work to end, before the
+    # machine's idle load is measured (2 s) and the first turn.
+    start_quiet_seconds: float = 5.0
 
 
-# Quick: a smoke run of about a minute (1 s phases; W6 brings ours to exactly 2,000 users).
+# Quick: a smoke run of about 85 s (1 s phases; W6 brings ours to exactly 2,000 users).
 QUICK = Sizes(w1_users=500, w2_sizes=[100, 500, 2000], w2_seconds=1, w3_seconds=1,
               w5_members=500, w6_users=1500, phase_max_seconds=60, seed_http_max_seconds=30,
-              w6_settle_max_seconds=30, w7_max_seconds=60)
+              w6_settle_max_seconds=30, w7_max_seconds=60, w4_probe_pairs=5,
+              start_quiet_seconds=1.0)
 FULL = Sizes(w1_users=10_000, w2_sizes=[1_000, 10_000, 100_000], w2_seconds=8, w3_seconds=8,
              w5_members=5_000, w6_users=100_000, phase_max_seconds=300,
              seed_http_max_seconds=300, w6_settle_max_seconds=120, w7_max_seconds=300)
@@ -233,10 +239,6 @@ def w3_put(server: Server, state: State, sizes: Sizes, seed: int) -> PhaseResult
 
 
 # -- W4 ---------------------------------------------------------------------------------
-# Fetches of the first and of the last page, alternated, after the walk.
-PROBE_PAIRS = 15
-
-
 def w4_import(server: Server, state: State, sizes: Sizes) -> tuple[PhaseResult, dict[str, Any]]:
     """Page through every user with startIndex/count=100, one client, as an import does."""
     total = len(state.user_names)
@@ -258,10 +260,11 @@ def w4_import(server: Server, state: State, sizes: Sizes) -> tuple[PhaseResult, 
     if walk.valid and len(seen) != total:
         walk.errors += 1
         walk.error_samples.append(f"walk saw {len(seen)} distinct ids, expected {total}")
-    # First against last page: the median of 15 fetches of each, one client, alternated so
-    # that the host's drift meets both alike (7 of each, first all then last, read 0.84-1.22
-    # for ours between full runs of the same code).
-    probe = [starts[0], starts[-1]] * PROBE_PAIRS
+    # First against last page: the median of 15 fetches of each (5 in a quick run), one
+    # client, alternated so that the host's drift meets both alike (7 of each, first all then
+    # last, read 0.84-1.22 for ours between full runs of the same code).
+    pairs = sizes.w4_probe_pairs
+    probe = [starts[0], starts[-1]] * pairs
 
     async def timed(client: Client, start: int) -> None:
         await client.call("GET", "/Users", params={"startIndex": str(start), "count": "100"},
@@ -270,7 +273,7 @@ def w4_import(server: Server, state: State, sizes: Sizes) -> tuple[PhaseResult, 
     pages = run_phase("W4 first/last page", server.base_url, server.token, probe, timed,
                       concurrency=1, max_seconds=sizes.phase_max_seconds)
     first, last = pages.latencies_ms[0::2], pages.latencies_ms[1::2]
-    complete = len(first) == len(last) == PROBE_PAIRS
+    complete = len(first) == len(last) == pairs
     extra = {
         "pages": len(starts),
         "first_page_ms": round(statistics.median(first), 2) if complete else None,
