@@ -51,7 +51,7 @@ QUICK = Sizes(w1_users=500, w2_sizes=[100, 500, 2000], w2_seconds=1, w3_seconds=
               start_quiet_seconds=1.0)
 FULL = Sizes(w1_users=10_000, w2_sizes=[1_000, 10_000, 100_000], w2_seconds=8, w3_seconds=8,
              w5_members=5_000, w6_users=100_000, phase_max_seconds=300,
-             seed_http_max_seconds=300, w6_settle_max_seconds=120, w7_max_seconds=300)
+             seed_http_max_seconds=600, w6_settle_max_seconds=120, w7_max_seconds=300)
 
 
 def make_user(prefix: str, i: int) -> dict[str, Any]:
