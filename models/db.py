@@ -100,9 +100,10 @@ def pg_array(values: Iterable[Any]) -> str:
     (``CAST(:keys AS text[])``, ``bigint[]``, ``jsonb[]``): psycopg adapts a Python list by
     inspecting its elements on every execution, 23 µs for the three arrays a write's jobs take
     against 1 for the same as strings (measured in a loop). Every element is quoted, so any text
-    is safe; no NULL elements."""
+    is safe; None is NULL."""
     return "{" + ",".join(
-        '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values
+        "NULL" if v is None else '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        for v in values
     ) + "}"
 
 
