@@ -276,7 +276,8 @@ def run_servers(names: list[str], raw_dir: Path, run_args: tuple[Any, ...],
         live = [run for run in runs if run.steps is not None]
         # What the servers cost the machine while waiting for their turn, once their start is
         # over (django-scim2's workers take about a twentieth of a core for a few seconds).
-        time.sleep(run_args[0].start_quiet_seconds)
+        sizes: wl.Sizes = run_args[0]  # run_args: (sizes, selected, seed, bulk_seed)
+        time.sleep(sizes.start_quiet_seconds)
         idle_all = psutil.cpu_percent(interval=2.0)
         print(f"machine busy {idle_all:.0f}% with every server started and idle", flush=True)
         if idle_all > 5:

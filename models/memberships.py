@@ -182,7 +182,8 @@ def remove_members(session: Session, group: Group, values: Iterable[str]) -> int
             "DELETE FROM memberships WHERE group_id = :group_id AND ("
             "member_value = ANY(CAST(:values AS text[])) OR user_id = ANY(CAST(:ids AS uuid[])))"
         ),
-        {"group_id": group.id, "values": pg_array(normalised), "ids": pg_array(ids)},
+        {"group_id": group.id, "values": pg_array(normalised.keys()),
+         "ids": pg_array(ids)},
     )
     return rowcount(result)
 

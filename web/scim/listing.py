@@ -396,9 +396,8 @@ def _users_after(
     session: Session, org_id: uuid.UUID, after_seq: int, count: int
 ) -> tuple[store.Page, store.Tally]:
     """The ``count`` users after ``after_seq`` (0: from the first; seq starts at 1), with the
-    tally read in the same statement. On the session's connection, through the driver
-    (``driver_rows``): SQLAlchemy's execution and result objects were a quarter of a page's
-    CPU, the ORM's result processing 8 % more."""
+    tally read in the same statement, through the driver on the session's connection
+    (``driver_rows``): SQLAlchemy's result objects were a quarter of a page's CPU."""
     rows = driver_rows(session.connection(), _after_statement(),
                        {"org_id": org_id, "after_seq": after_seq, "count": count})
     if not rows:
